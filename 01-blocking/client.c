@@ -1,0 +1,208 @@
+/*
+ * 01-blocking/client.c: a blocking client, one line at a time.
+ *
+ * Teaches: the client half of the socket API (socket, connect, send, recv) and
+ * the notes' sticky-packet lesson: TCP is a byte stream, so the client reads
+ * until the newline that ends its reply, never assuming one recv() is one
+ * message. Notes 004 (the client), 003 (one request after another).
+ *
+ * Build and run:  cc -std=c11 -o client client.c
+ *                 ./client -p 8080 hello world      prints  hello -> HELLO ...
+ *                 ./client -p 8080 -d 1000 &  ./client -p 8080 -w
+ *                     (the second client's first reply waits for the first client)
+ *
+ * Look at: read_line(), which loops on recv() until it has a whole line.
+ * Exit status: 0 when every reply matched, 1 otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 1024
+
+static const char *prog;                /* argv[0], for messages */
+static const char *server_addr = "127.0.0.1";
+static int server_port = 8080;
+static long hold_ms;                    /* -d: stay connected this long at the end */
+static int show_wait;                   /* -w: print how long the first reply took */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-d MILLIS] [-w] [-h] [MESSAGE...]\n"
+                "  sends each MESSAGE (default: hello world) as a line, prints each reply\n"
+                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -p PORT   server port (default 8080)\n"
+                "  -d MILLIS stay connected this long after the last reply\n"
+                "  -w        print how long the first reply took, connect included\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:d:wh")) != -1) {
+        switch (c) {
+        case 'a': server_addr = optarg; break;
+        case 'p': server_port = (int)number(c, optarg, 65535); break;
+        case 'd': hold_ms = number(c, optarg, 3600000); break;
+        case 'w': show_wait = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+        die("clock_gettime");
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int connect_to(void)
+{
+    struct sockaddr_in sin;
+    int fd;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)server_port);
+    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "connect %s:%d: %s\n", server_addr, server_port, strerror(errno));
+        exit(1);
+    }
+    return fd;
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* send() may take only part of the buffer (a short write): loop until all is sent. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, 0);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;   /* interrupted by a signal: try again */
+            return -1;      /* EPIPE or ECONNRESET: the server is gone */
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read one line, newline included, into line. A reply may arrive in several
+ * pieces (TCP is a stream), so recv() until the newline. Returns its length,
+ * 0 if the server closed first, -1 on error. We send one line and wait for its
+ * reply, so nothing of a next line can arrive behind the newline. */
+static ssize_t read_line(int fd, char *line, size_t size)
+{
+    size_t got = 0;
+    while (got == 0 || line[got - 1] != '\n') {
+        if (got == size - 1)
+            return -1;      /* longer than we sent: not our reply */
+        ssize_t n = recv(fd, line + got, size - 1 - got, 0);
+        if (n == 0)
+            return 0;       /* EOF before the whole line */
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;      /* ECONNRESET and friends */
+        }
+        got += (size_t)n;
+    }
+    line[got] = '\0';
+    return (ssize_t)got;
+}
+
+int main(int argc, char **argv)
+{
+    static char *defaults[] = { "hello", "world" };
+    char line[LINE_MAX_BYTES], want[LINE_MAX_BYTES];
+    int failed = 0;
+
+    parse_options(argc, argv);
+    char **msgs = optind < argc ? argv + optind : defaults;
+    int nmsgs = optind < argc ? argc - optind : 2;
+    /* A send() to a server that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        die("signal");
+
+    double start = now();
+    int fd = connect_to();
+    for (int i = 0; i < nmsgs; i++) {
+        size_t len = strlen(msgs[i]);
+        if (len + 2 > sizeof want || strchr(msgs[i], '\n') != NULL) {
+            fprintf(stderr, "%s: a message is one line of at most %zu bytes\n",
+                    prog, sizeof want - 2);
+            exit(2);
+        }
+        snprintf(want, sizeof want, "%s\n", msgs[i]);
+        if (send_all(fd, want, len + 1) == -1) {
+            fprintf(stderr, "send: %s\n", strerror(errno));
+            exit(1);
+        }
+        ssize_t n = read_line(fd, line, sizeof line);
+        if (n <= 0) {
+            fprintf(stderr, "%s: %s\n", msgs[i], n == 0 ? "server closed" : strerror(errno));
+            exit(1);
+        }
+        if (i == 0 && show_wait)
+            printf("first reply after %.2f s\n", now() - start);
+        line[n - 1] = '\0';     /* drop the newlines before comparing */
+        want[len] = '\0';
+        upper(want, len);
+        int ok = strcmp(line, want) == 0;
+        printf("%s -> %s%s\n", msgs[i], line, ok ? "" : "  (mismatch)");
+        failed |= !ok;
+    }
+    if (hold_ms > 0)
+        nanosleep(&(struct timespec){ .tv_sec = hold_ms / 1000,
+                                      .tv_nsec = hold_ms % 1000 * 1000000 }, NULL);
+    if (close(fd) == -1)
+        die("close");
+    return failed;
+}

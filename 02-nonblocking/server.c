@@ -1,0 +1,250 @@
+/*
+ * 02-nonblocking/server.c: the notes' first non-blocking server, flaws kept.
+ *
+ * Teaches: what setblocking(False) does and why it is not enough on its own
+ * (notes 000, steps 5-7). The listening socket is non-blocking, so accept()
+ * returns EAGAIN at once when nobody is connecting, and the loop simply asks
+ * again: it spins at 100% CPU. Each accepted connection is read once, answered
+ * and forgotten, so only a client's first message is ever answered.
+ *
+ * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080
+ *                 ./client -p 8080   (sends hello, python, hfhhf a second apart)
+ *                 top -p $(pgrep -n server)   (watch the CPU)
+ *
+ * Look at: set_nonblocking() on the listening socket, the EAGAIN branch in
+ * main() that loops straight back to accept(), and serve_once(), a single recv.
+ * Pitfall: this stage is wrong on purpose. 03-nonblocking-list fixes the lost
+ * messages; 04-select fixes the spinning.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUFSIZE 4096
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:qvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void install_signals(void)
+{
+    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)bind_port);
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* send() may take only part of the buffer (a short write): loop until all is sent. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, 0);
+        if (n == -1) {
+            if (errno == EINTR && !stop)
+                continue;   /* interrupted by a signal that is not a stop: try again */
+            return -1;      /* EPIPE or ECONNRESET: the peer is gone; or we are stopping */
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The notes' conn.recv(1024): one read, one reply. Later messages are never read. */
+static void serve_once(int fd, const char *peer)
+{
+    char buf[BUFSIZE];
+    ssize_t n;
+    /* On Linux the accepted socket does not inherit O_NONBLOCK, so this blocks until
+     * the client's first bytes arrive, as conn.recv(1024) does in the notes. */
+    while ((n = recv(fd, buf, sizeof buf, 0)) == -1 && errno == EINTR && !stop)
+        ;               /* a signal that is not a stop: read again */
+    if (n <= 0) {       /* EOF before any data, ECONNRESET, or we are stopping */
+        if (n == -1 && errno != EINTR && verbosity >= 2)
+            printf("recv %s: %s\n", peer, strerror(errno));
+        return;
+    }
+    if (verbosity >= 2)
+        printf("read %s %zd bytes\n", peer, n);
+    upper(buf, (size_t)n);
+    if (send_all(fd, buf, (size_t)n) == -1)
+        return;
+    echoed += (unsigned long long)n;
+    if (verbosity >= 2)
+        printf("wrote %s %zd bytes\n", peer, n);
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+    int lfd = listen_on();
+    set_nonblocking(lfd);   /* the notes' sk.setblocking(False) */
+
+    while (!stop) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        char peer[32];
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;   /* nobody is connecting: ask again at once. This is the spin. */
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;   /* a signal (the loop checks stop), or the client left first */
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: the connection waits in the backlog; retrying at
+                 * once would spin, so pause until a descriptor may have been freed. */
+                perror("accept");
+                nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
+                continue;
+            }
+            die("accept");
+        }
+        served++;
+        peer_name(&sin, peer, sizeof peer);
+        if (verbosity >= 1)
+            printf("connected %s\n", peer);
+        serve_once(fd, peer);
+        /* We will never read this connection again. The notes' Python closes it when
+         * `conn` is rebound; in C we must close it ourselves or leak the descriptor. */
+        if (close(fd) == -1)
+            perror("close");
+        if (verbosity >= 1)
+            printf("closed %s\n", peer);
+    }
+    if (close(lfd) == -1)
+        perror("close");
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
+    return 0;
+}

@@ -1,0 +1,302 @@
+/*
+ * 03-nonblocking-list/server.c: every connection in a list, polled in turn.
+ *
+ * Teaches: the notes' repair of the non-blocking server (notes 000, steps 8-11).
+ * Each turn accepts whoever waits, then tries a non-blocking recv() on every
+ * connection in the list; EAGAIN means "nothing yet, next one". Correct, but the
+ * loop never sleeps, so it burns a core; -s MICROS trades CPU for latency.
+ *
+ * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080 [-s 10000]
+ *                 ./client -p 8080   (20 clients at once, as in the notes)
+ *
+ * Look at: service(): EAGAIN, EOF and an error are three paths. A reply the
+ * kernel does not take yet waits in the connection's queue, and a full queue is
+ * not read (backpressure): a client that never reads cannot grow our memory.
+ * Pitfall: removing from a list while walking it skips the next entry; see
+ * how main() compacts the list behind the walk (the notes' del_l).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+
+struct conn {
+    int fd;
+    int eof;                    /* the client shut its side: flush, then close */
+    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    char peer[32];
+    char queue[QUEUE_MAX];
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static long sleep_us;                   /* -s: pause each turn of the loop */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back */
+static struct conn **conns;             /* the notes' conn_l */
+static size_t nconns, maxconns;
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-s MICROS] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -s MICROS sleep this long each turn of the loop (default 0: spin)\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:s:qvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 's': sleep_us = number(c, optarg, 10000000); break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void install_signals(void)
+{
+    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)bind_port);
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* Accept everyone waiting, non-blocking, into the list. */
+static void accept_all(int lfd)
+{
+    static int out_of_fds;      /* log EMFILE once per episode, not once per turn */
+    for (;;) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody else waiting, or a signal: serve the list */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: the client waits in the backlog until one of
+                 * ours closes. The loop turns anyway, so we simply try next turn. */
+                if (!out_of_fds)
+                    perror("accept");
+                out_of_fds = 1;
+                return;
+            }
+            die("accept");
+        }
+        out_of_fds = 0;
+        set_nonblocking(fd);
+        if (nconns == maxconns) {   /* grow the list: no fixed limit on clients */
+            size_t n = maxconns ? 2 * maxconns : 16;
+            struct conn **grown = realloc(conns, n * sizeof *grown);
+            if (grown == NULL)
+                die("realloc");
+            conns = grown;
+            maxconns = n;
+        }
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            die("calloc");
+        c->fd = fd;
+        peer_name(&sin, c->peer, sizeof c->peer);
+        conns[nconns++] = c;
+        served++;
+        if (verbosity >= 1)
+            printf("connected %s\n", c->peer);
+    }
+}
+
+/* One turn for one connection: read if the queue has room, send what is queued.
+ * Returns 0 to keep the connection, -1 when it is finished. */
+static int service(struct conn *c)
+{
+    ssize_t n;
+    /* Backpressure: once the queue is full we stop reading until it has drained,
+     * and the client's own sends stall: it cannot make us buffer more. */
+    if (!c->eof && c->tail < QUEUE_MAX) {
+        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("read %s %zd bytes\n", c->peer, n);
+            upper(c->queue + c->tail, (size_t)n);
+            c->tail += (size_t)n;
+        } else if (n == 0) {
+            c->eof = 1;     /* EOF: send what we still owe, then close */
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* ECONNRESET: the client is gone */
+        }                   /* EAGAIN: nothing arrived yet; look again next turn */
+    }
+    if (c->head < c->tail) {
+        /* One send per turn; whatever the kernel does not take (a short write)
+         * stays queued for the next turn instead of blocking everyone. */
+        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("wrote %s %zd bytes\n", c->peer, n);
+            c->head += (size_t)n;
+            echoed += (unsigned long long)n;
+            if (c->head == c->tail)     /* drained: the whole queue is free again */
+                c->head = c->tail = 0;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        }                   /* EAGAIN: the client's window is full; try next turn */
+    }
+    return c->eof && c->head == c->tail ? -1 : 0;
+}
+
+static void close_conn(struct conn *c)
+{
+    if (close(c->fd) == -1)
+        perror("close");
+    if (verbosity >= 1)
+        printf("closed %s\n", c->peer);
+    free(c);
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+    int lfd = listen_on();
+    set_nonblocking(lfd);   /* the notes' sk.setblocking(False) */
+
+    while (!stop) {
+        accept_all(lfd);
+        /* The notes' del_l, in one pass: connections we keep are copied down to
+         * conns[kept], never ahead of i, so closing one never skips the next. */
+        size_t kept = 0;
+        for (size_t i = 0; i < nconns; i++) {
+            if (service(conns[i]) == -1)
+                close_conn(conns[i]);
+            else
+                conns[kept++] = conns[i];
+        }
+        nconns = kept;
+        if (sleep_us > 0)   /* the notes' time.sleep: less CPU, slower replies */
+            nanosleep(&(struct timespec){ .tv_sec = sleep_us / 1000000,
+                                          .tv_nsec = sleep_us % 1000000 * 1000 }, NULL);
+    }
+    for (size_t i = 0; i < nconns; i++)
+        close_conn(conns[i]);
+    free(conns);
+    if (close(lfd) == -1)
+        perror("close");
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
+    return 0;
+}
