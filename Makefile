@@ -1,0 +1,55 @@
+# The IO-models lab.
+#   make              build every stage (binaries beside their sources) and the test tool
+#   make test         run the bats suite; ends with "N passed, N failed"
+#   make check        the same suite with every program built under ASan + UBSan (in .san/)
+#   make demo         the instructor's walk through the stages, with measured numbers
+#   make clean
+# CC and CFLAGS may be overridden (make CC=clang); WERROR=1 turns warnings into errors.
+
+CFLAGS ?= -O2 -g
+WARNINGS = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+# Every .c file in a stage directory is one program, built from that file alone.
+SOURCES := $(sort $(wildcard [0-9][0-9]-*/*.c)) tests/probe.c
+PROGRAMS := $(SOURCES:.c=)
+SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
+SAN_REPORTS := $(CURDIR)/.san/reports
+
+all: $(PROGRAMS)
+
+# -pthread is harmless where no thread is used, and keeps one rule for every program.
+$(PROGRAMS): %: %.c
+	$(CC) $(WARNINGS) $(CFLAGS) -o $@ $< -pthread
+
+# Sanitizer builds live in .san/ so they never overwrite the normal binaries.
+$(SAN_PROGRAMS): .san/%: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) $(CFLAGS) $(SANITIZE) -o $@ $< -pthread
+
+test: all
+	tests/run
+
+# ASan reports go to files (any file is a failure); every test also scans the stderr it
+# captured, since gcc's UBSan ignores log_path when ASan is linked in.
+check: $(SAN_PROGRAMS)
+	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	LAB_BIN=$(CURDIR)/.san \
+	ASAN_OPTIONS=log_path=$(SAN_REPORTS)/asan:detect_leaks=1 \
+	UBSAN_OPTIONS=log_path=$(SAN_REPORTS)/ubsan:print_stacktrace=1 \
+	tests/run
+	@if [ -n "$$(ls -A $(SAN_REPORTS))" ]; then \
+		cat $(SAN_REPORTS)/*; echo "sanitizer reports: see above"; exit 1; \
+	else echo "sanitizers: no reports"; fi
+
+demo: all
+	tests/demo
+
+clean:
+	rm -f $(PROGRAMS)
+	rm -rf .san
+
+.PHONY: all test check demo clean

@@ -1,0 +1,47 @@
+#!/usr/bin/env bats
+# 03-nonblocking-list: twenty clients at once; -s trades CPU for latency.
+
+load helpers
+
+# median_ms OUTPUT: the median from the client's "N replies: median M ms, ..." line.
+median_ms() {
+    sed -n 's/^.* replies: median \([0-9.]*\) ms, .*$/\1/p' <<<"$1"
+}
+
+@test "03: the notes' 20 clients are served, all connected at the same time" {
+    start_server 03-nonblocking-list/server
+    run "$LAB_BIN/03-nonblocking-list/client" -p "$PORT"
+    [ "$status" -eq 0 ]
+    diff -u "$EXPECTED/03-client.txt" <(echo "$output")
+    # The client closes nothing until all twenty have their reply: the log must
+    # show twenty connects before the first close.
+    wait_for_count '^closed ' 20
+    [ "$(sed -n '2,21p' "$SERVER_LOG" | grep -c '^connected ')" -eq 20 ]
+}
+
+@test "03: without -s the loop spins; -s 10000 sleeps: CPU down, latency up" {
+    start_server 03-nonblocking-list/server -q
+    spin_cpu=$(cpu_percent "$SERVER_PID" 1)
+    run "$LAB_BIN/03-nonblocking-list/client" -p "$PORT" -n 5 -m 40 -t
+    [ "$status" -eq 0 ]
+    spin_ms=$(median_ms "$output")
+    stop_pid "$SERVER_PID"
+
+    start_server 03-nonblocking-list/server -q -s 10000
+    sleep_cpu=$(cpu_percent "$SERVER_PID" 1)
+    run "$LAB_BIN/03-nonblocking-list/client" -p "$PORT" -n 5 -m 40 -t
+    [ "$status" -eq 0 ]
+    sleep_ms=$(median_ms "$output")
+
+    echo "spinning: CPU $spin_cpu %, median reply $spin_ms ms"
+    echo "-s 10000: CPU $sleep_cpu %, median reply $sleep_ms ms"
+    [ "$spin_cpu" -ge 50 ]
+    [ "$sleep_cpu" -le 20 ]
+    awk -v a="$spin_ms" -v b="$sleep_ms" 'BEGIN { exit !(b >= 4 && a < b / 2) }'
+}
+
+@test "03: -s takes a number of microseconds, anything else is a usage error" {
+    run "$LAB_BIN/03-nonblocking-list/server" -s ten
+    [ "$status" -eq 2 ]
+    [[ "$output" == *usage:* ]]
+}
