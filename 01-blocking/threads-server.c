@@ -51,6 +51,13 @@ static void die(const char *what)
     exit(1);
 }
 
+/* pthread functions return an error number instead of setting errno. */
+static void die_with(const char *what, int err)
+{
+    errno = err;
+    die(what);
+}
+
 static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
@@ -117,13 +124,10 @@ static void install_signals(void)
 /* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
 static int listen_on(void)
 {
-    struct sockaddr_in sin;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
     socklen_t len = sizeof sin;
     int fd, one = 1;
 
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)bind_port);
     if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
         fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
         usage(stderr);
@@ -198,7 +202,9 @@ static void serve(int fd, const char *peer)
         upper(buf, (size_t)n);
         if (send_all(fd, buf, (size_t)n) == -1)
             break;
-        pthread_mutex_lock(&echoed_lock);       /* other threads add to it too */
+        /* Other threads add to it too. (A default mutex cannot fail to lock or
+         * unlock when used as here, so these two are not checked.) */
+        pthread_mutex_lock(&echoed_lock);
         echoed += (unsigned long long)n;
         pthread_mutex_unlock(&echoed_lock);
         if (verbosity >= 2)
@@ -218,38 +224,33 @@ static void *serve_thread(void *arg)
     return NULL;
 }
 
-/* Start a detached thread for the connection; on failure close it and go on. */
+/* Start a thread for the connection; if none can be had, close it and go on. */
 static void spawn(struct conn *c)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
     sigset_t stops, old;
-    int err;
+    pthread_t tid;
+    int err, err2;
 
-    if ((err = pthread_attr_init(&attr)) != 0 ||
-        (err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) != 0) {
-        fprintf(stderr, "pthread_attr: %s\n", strerror(err));
-        exit(1);
-    }
-    /* The new thread inherits this mask: only the main thread takes SIGINT/SIGTERM. */
+    /* A new thread inherits our signal mask: with SIGINT and SIGTERM blocked around
+     * its creation, only the main thread takes them, and its accept() sees EINTR. */
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
-    if ((err = pthread_sigmask(SIG_BLOCK, &stops, &old)) != 0) {
-        fprintf(stderr, "pthread_sigmask: %s\n", strerror(err));
-        exit(1);
-    }
-    err = pthread_create(&tid, &attr, serve_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    if ((err = pthread_sigmask(SIG_BLOCK, &stops, &old)) != 0)
+        die_with("pthread_sigmask", err);
+    err = pthread_create(&tid, NULL, serve_thread, c);
+    if ((err2 = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+        die_with("pthread_sigmask", err2);
     if (err != 0) {
-        /* EAGAIN: out of threads or memory. Costs this client, not the server. */
+        /* EAGAIN: out of threads or memory. That costs this client, not the server. */
         fprintf(stderr, "pthread_create: %s\n", strerror(err));
         if (close(c->fd) == -1)
             perror("close");
         if (verbosity >= 1)
             printf("closed %s\n", c->peer);
         free(c);
+    } else if ((err = pthread_detach(tid)) != 0) {  /* nobody joins: let it clean up */
+        die_with("pthread_detach", err);
     }
 }
 

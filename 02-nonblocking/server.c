@@ -118,13 +118,10 @@ static void set_nonblocking(int fd)
 /* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
 static int listen_on(void)
 {
-    struct sockaddr_in sin;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
     socklen_t len = sizeof sin;
     int fd, one = 1;
 
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)bind_port);
     if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
         fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
         usage(stderr);

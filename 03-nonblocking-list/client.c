@@ -110,12 +110,9 @@ static double now(void)
 
 static int connect_to(void)
 {
-    struct sockaddr_in sin;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
     int fd;
 
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)server_port);
     if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
         fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
         exit(2);

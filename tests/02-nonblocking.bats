@@ -21,7 +21,7 @@ load helpers
     start_server 02-nonblocking/server
     cpu=$(cpu_percent "$SERVER_PID" 1)
     echo "idle server CPU: $cpu %"
-    [ "$cpu" -ge 50 ]
+    [ "$cpu" -ge 30 ]   # a sleeping server shows ~0; 30 leaves room for a busy CI
 }
 
 @test "02: resets and churn leak no descriptor and do not crash it" {

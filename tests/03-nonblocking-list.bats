@@ -35,7 +35,7 @@ median_ms() {
 
     echo "spinning: CPU $spin_cpu %, median reply $spin_ms ms"
     echo "-s 10000: CPU $sleep_cpu %, median reply $sleep_ms ms"
-    [ "$spin_cpu" -ge 50 ]
+    [ "$spin_cpu" -ge 30 ]     # sleeping servers show ~0: room for a busy CI
     [ "$sleep_cpu" -le 20 ]
     awk -v a="$spin_ms" -v b="$sleep_ms" 'BEGIN { exit !(b >= 4 && a < b / 2) }'
 }
