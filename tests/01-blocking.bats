@@ -3,9 +3,17 @@
 
 load helpers
 
-# first_reply_secs: the seconds figure from the client's "first reply after S s".
-first_reply_secs() {
-    sed -n 's/^first reply after \([0-9.]*\) s$/\1/p' <<<"$1"
+# second_client_wait SERVER HOLD_MS: start SERVER, connect a first client that
+# stays HOLD_MS after its replies, then time a second one; sets SECS to how long
+# the second waited for its first reply.
+second_client_wait() {
+    start_server "$1"
+    background first "$LAB_BIN/01-blocking/client" -p "$PORT" -d "$2"
+    wait_for_line '^connected '
+    run "$LAB_BIN/01-blocking/client" -p "$PORT" -w
+    [ "$status" -eq 0 ]
+    SECS=$(sed -n 's/^first reply after \([0-9.]*\) s$/\1/p' <<<"$output")
+    echo "second client waited $SECS s behind a first client that stayed $2 ms"
 }
 
 @test "01 client against the iterative server: replies match the golden file" {
@@ -23,25 +31,13 @@ first_reply_secs() {
 }
 
 @test "01 iterative server: a second client waits in the backlog until the first closes" {
-    start_server 01-blocking/server
-    background first "$LAB_BIN/01-blocking/client" -p "$PORT" -d 1000
-    wait_for_line '^connected '
-    run "$LAB_BIN/01-blocking/client" -p "$PORT" -w
-    [ "$status" -eq 0 ]
-    secs=$(first_reply_secs "$output")
-    echo "second client waited $secs s behind a first client that stayed 1 s"
-    awk -v s="$secs" 'BEGIN { exit !(s >= 0.5 && s < 5) }'
+    second_client_wait 01-blocking/server 1000
+    awk -v s="$SECS" 'BEGIN { exit !(s >= 0.5 && s < 5) }'
 }
 
 @test "01 threads-server: a second client is served while the first is still connected" {
-    start_server 01-blocking/threads-server
-    background first "$LAB_BIN/01-blocking/client" -p "$PORT" -d 3000
-    wait_for_line '^connected '
-    run "$LAB_BIN/01-blocking/client" -p "$PORT" -w
-    [ "$status" -eq 0 ]
-    secs=$(first_reply_secs "$output")
-    echo "second client waited $secs s"
-    awk -v s="$secs" 'BEGIN { exit !(s < 0.5) }'
+    second_client_wait 01-blocking/threads-server 3000
+    awk -v s="$SECS" 'BEGIN { exit !(s < 0.5) }'
     # and the first one was still connected: both connects come before any close
     [ "$(sed -n '2,3p' "$SERVER_LOG" | grep -c '^connected ')" -eq 2 ]
 }

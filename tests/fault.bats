@@ -11,6 +11,14 @@ setup() {
     start_server "$LAB_SERVER"
 }
 
+# still_serving: after a rude client has gone, a new client is answered.
+still_serving() {
+    wait_for_count '^closed ' 1
+    run "$PROBE" line -p "$PORT" -s "still here"
+    [ "$status" -eq 0 ]
+    [ "$output" = "STILL HERE" ]
+}
+
 @test "$LAB_SERVER: first line names the real port" {
     run head -n 1 "$SERVER_LOG"
     [[ "$output" =~ ^listening\ on\ 127\.0\.0\.1:[0-9]+$ ]]
@@ -62,19 +70,13 @@ setup() {
 @test "$LAB_SERVER: a reset mid-stream costs only that connection" {
     run "$PROBE" reset -p "$PORT" -n 300000
     [ "$status" -eq 0 ]
-    wait_for_count '^closed ' 1
-    run "$PROBE" line -p "$PORT" -s "still here"
-    [ "$status" -eq 0 ]
-    [ "$output" = "STILL HERE" ]
+    still_serving
 }
 
 @test "$LAB_SERVER: a client that closes with replies pending costs only itself" {
     run "$PROBE" drop -p "$PORT" -n 1000000
     [ "$status" -eq 0 ]
-    wait_for_count '^closed ' 1
-    run "$PROBE" line -p "$PORT" -s "still here"
-    [ "$status" -eq 0 ]
-    [ "$output" = "STILL HERE" ]
+    still_serving
 }
 
 @test "$LAB_SERVER: a client that floods and never reads does not hold up another" {

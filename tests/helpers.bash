@@ -3,7 +3,10 @@
 
 LAB_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 LAB_BIN=${LAB_BIN:-$LAB_ROOT}           # make check sets it to the sanitizer builds
+# PROBE and EXPECTED are for the bats files that load this one.
+# shellcheck disable=SC2034
 PROBE="$LAB_BIN/tests/probe"
+# shellcheck disable=SC2034
 EXPECTED="$LAB_ROOT/tests/expected"
 SERVER_PID=
 BACKGROUND_PIDS=()
@@ -109,7 +112,7 @@ cpu_percent() {
 
 # open_fds PID: how many descriptors the process holds.
 open_fds() {
-    ls "/proc/$1/fd" | wc -l
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l
 }
 
 # rss_kib PID: resident memory in KiB.
