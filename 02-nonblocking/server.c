@@ -223,6 +223,7 @@ int main(int argc, char **argv)
                 /* Out of descriptors: the connection waits in the backlog; retrying at
                  * once would spin, so pause until a descriptor may have been freed. */
                 perror("accept");
+                /* EINTR cuts the pause short, which is what a stop wants. */
                 nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
                 continue;
             }

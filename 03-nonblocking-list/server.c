@@ -285,7 +285,8 @@ int main(int argc, char **argv)
                 conns[kept++] = conns[i];
         }
         nconns = kept;
-        if (sleep_us > 0)   /* the notes' time.sleep: less CPU, slower replies */
+        /* The notes' time.sleep: less CPU, slower replies. EINTR ends it early: stop. */
+        if (sleep_us > 0)
             nanosleep(&(struct timespec){ .tv_sec = sleep_us / 1000000,
                                           .tv_nsec = sleep_us % 1000000 * 1000 }, NULL);
     }
