@@ -1,14 +1,18 @@
 #!/usr/bin/env bats
 # The fault suite: written once, run by tests/run against every server but 02's.
 #   LAB_SERVER     the server program, e.g. 03-nonblocking-list/server
+#   LAB_SERVER_ARGS  options it runs with, e.g. -e (words without spaces)
 #   LAB_ITERATIVE  1 for 01's iterative server: it serves one client at a time, so
 #                  where the others must serve a second client while a first one
 #                  floods, it must be seen not to (its README explains why).
 
 load helpers
 
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}"   # as the test names show it
+
 setup() {
-    start_server "$LAB_SERVER"
+    # shellcheck disable=SC2086   # the options are words, split on purpose
+    start_server "$LAB_SERVER" $LAB_SERVER_ARGS
 }
 
 # still_serving: after a rude client has gone, a new client is answered.
@@ -19,13 +23,13 @@ still_serving() {
     [ "$output" = "STILL HERE" ]
 }
 
-@test "$LAB_SERVER: first line names the real port" {
+@test "$SERVER: first line names the real port" {
     run head -n 1 "$SERVER_LOG"
     [[ "$output" =~ ^listening\ on\ 127\.0\.0\.1:[0-9]+$ ]]
     [ "$PORT" -gt 0 ]
 }
 
-@test "$LAB_SERVER: a bad option or port prints usage and exits 2" {
+@test "$SERVER: a bad option or port prints usage and exits 2" {
     for args in "-p 70000" "-p abc" "-p -1" "-x" "-a not-an-address" "extra"; do
         run "$LAB_BIN/$LAB_SERVER" $args
         [ "$status" -eq 2 ] || { echo "args '$args' exited $status"; false; }
@@ -33,13 +37,13 @@ still_serving() {
     done
 }
 
-@test "$LAB_SERVER: a port in use gives 'bind ADDR:PORT: reason' and exits 1" {
+@test "$SERVER: a port in use gives 'bind ADDR:PORT: reason' and exits 1" {
     run "$LAB_BIN/$LAB_SERVER" -p "$PORT"
     [ "$status" -eq 1 ]
     [ "$output" = "bind 127.0.0.1:$PORT: Address already in use" ]
 }
 
-@test "$LAB_SERVER: logs connect and close with the peer's address" {
+@test "$SERVER: logs connect and close with the peer's address" {
     run "$PROBE" line -p "$PORT" -s hello
     [ "$status" -eq 0 ]
     [ "$output" = "HELLO" ]
@@ -47,7 +51,7 @@ still_serving() {
     grep -Eq '^connected 127\.0\.0\.1:[0-9]+$' "$SERVER_LOG"
 }
 
-@test "$LAB_SERVER: half-close: replies owed after the client's EOF still arrive" {
+@test "$SERVER: half-close: replies owed after the client's EOF still arrive" {
     run "$PROBE" echo -p "$PORT" -n 100000
     [ "$status" -eq 0 ]
     [ "$output" = "echo: sent 100000, received 100000, ok" ]
@@ -55,31 +59,31 @@ still_serving() {
     [ "$status" -eq 0 ]
 }
 
-@test "$LAB_SERVER: 1 MiB in both directions at once" {
+@test "$SERVER: 1 MiB in both directions at once" {
     run "$PROBE" echo -p "$PORT" -n 1048576 -t 30
     [ "$status" -eq 0 ]
     [ "$output" = "echo: sent 1048576, received 1048576, ok" ]
 }
 
-@test "$LAB_SERVER: every byte value 0-255 passes, only a-z change" {
+@test "$SERVER: every byte value 0-255 passes, only a-z change" {
     run "$PROBE" echo -p "$PORT" -b -n 65536
     [ "$status" -eq 0 ]
     [ "$output" = "echo: sent 65536, received 65536, ok" ]
 }
 
-@test "$LAB_SERVER: a reset mid-stream costs only that connection" {
+@test "$SERVER: a reset mid-stream costs only that connection" {
     run "$PROBE" reset -p "$PORT" -n 300000
     [ "$status" -eq 0 ]
     still_serving
 }
 
-@test "$LAB_SERVER: a client that closes with replies pending costs only itself" {
+@test "$SERVER: a client that closes with replies pending costs only itself" {
     run "$PROBE" drop -p "$PORT" -n 1000000
     [ "$status" -eq 0 ]
     still_serving
 }
 
-@test "$LAB_SERVER: a client that floods and never reads does not hold up another" {
+@test "$SERVER: a client that floods and never reads does not hold up another" {
     background flood "$PROBE" flood -p "$PORT" -d 60
     flooder=$LAST_PID
     # The flooder blocks only once the server stops taking its bytes: proof that
@@ -106,7 +110,7 @@ still_serving() {
     fi
 }
 
-@test "$LAB_SERVER: 500 connections come and go without leaking a descriptor" {
+@test "$SERVER: 500 connections come and go without leaking a descriptor" {
     before=$(open_fds "$SERVER_PID")
     run "$PROBE" churn -p "$PORT" -n 500 -c 10 -t 60
     [ "$status" -eq 0 ]
@@ -117,7 +121,7 @@ still_serving() {
     [ "$after" -eq "$before" ]
 }
 
-@test "$LAB_SERVER: SIGINT closes every connection, prints the summary, exits 0" {
+@test "$SERVER: SIGINT closes every connection, prints the summary, exits 0" {
     exec {client}<>"/dev/tcp/127.0.0.1/$PORT"  # a client that is connected and silent
     wait_for_line '^connected '
     status=0

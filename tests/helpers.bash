@@ -34,8 +34,9 @@ wait_for_line() {
 # wait_for_count REGEX N (an extended regex, as grep -E) [SECONDS] [FILE]: wait until N lines match.
 wait_for_count() {
     local pattern=$1 want=$2 limit=${3:-10} file=${4:-$SERVER_LOG}
-    local tries=$((limit * 50))
-    while [ "$(grep -Ec -- "$pattern" "$file" 2>/dev/null)" -lt "$want" ]; do
+    local tries=$((limit * 50)) count
+    # grep -c prints nothing for a file that does not exist yet: count it as 0
+    while count=$(grep -Ec -- "$pattern" "$file" 2>/dev/null || true); [ "${count:-0}" -lt "$want" ]; do
         tries=$((tries - 1))
         if [ "$tries" -le 0 ]; then
             echo "timed out after ${limit}s waiting for $want lines matching '$pattern' in $file:" >&2

@@ -14,11 +14,14 @@
  *   drop  -n BYTES         send, never read, close normally
  *   flood -d SECONDS       send as fast as possible for SECONDS, never read
  *   churn -n COUNT [-c C]  COUNT short connections, at most C open at once
- *   hold  -n COUNT         open COUNT connections and keep them open until
- *                          stdin reaches EOF or SIGTERM/SIGINT comes
+ *   hold  -n COUNT [-r] [-d SECONDS]  open COUNT connections and keep them
+ *                          open until SIGTERM/SIGINT (or SECONDS passed); -r: a
+ *                          connection the server closes unanswered is counted
+ *                          as refused (select's FD_SETSIZE cap), not an error
  *   line  -s STRING [-T]   one round trip of STRING\n; -T prints the time
  * Common: -a IPv4ADDR (127.0.0.1), -p PORT (required), -t SECONDS deadline
  * (10; for flood it bounds only the connect, for hold only the setup).
+ * hold ignores stdin on purpose: a background job's stdin may be /dev/null.
  * Exit: 0 ok, 1 wrong reply, 2 usage, 3 deadline passed, 4 connection error
  * (or any other failing system call).
  *
@@ -48,12 +51,13 @@ enum { RC_OK, RC_WRONG, RC_USAGE, RC_DEADLINE, RC_CONN };
 static const char usage_text[] =
     "usage: probe COMMAND [-a ADDR] -p PORT [-t SECONDS] [options]\n"
     "  echo -n BYTES [-b] | reset -n BYTES | drop -n BYTES | flood -d SECONDS\n"
-    "  churn -n COUNT [-c CONCURRENCY] | hold -n COUNT | line -s STRING [-T]\n";
+    "  churn -n COUNT [-c CONCURRENCY] | hold -n COUNT [-r] [-d SECONDS]\n"
+    "  line -s STRING [-T]\n";
 static const char pattern[] = "abcdefghijklmnopqrstuvwxyz0123456789\n";
 
 static const char *cmd = "";            /* the subcommand, for messages */
 static const char *opt_addr = "127.0.0.1", *opt_s;
-static int opt_port, opt_b, opt_T;
+static int opt_port, opt_b, opt_T, opt_r;
 static long long opt_n, opt_c = 1;
 static double opt_t = 10, opt_d;
 
@@ -294,8 +298,9 @@ static void send_all(int fd, const void *buf, size_t len, unsigned long long bef
 }
 
 /* Read one reply line into buf, at most cap bytes so that nothing beyond the
- * expected line is consumed. Returns its length with the '\n' (or cap). */
-static size_t read_line(int fd, char *buf, size_t cap)
+ * expected line is consumed. Returns its length with the '\n' (or cap). With
+ * refusable set, a close or reset before any byte returns 0 instead of failing. */
+static size_t read_line(int fd, char *buf, size_t cap, int refusable)
 {
     size_t got = 0;
     while (got < cap) {
@@ -305,6 +310,8 @@ static size_t read_line(int fd, char *buf, size_t cap)
             got += (size_t)r;
             if (nl)
                 return (size_t)(nl - buf) + 1;
+        } else if ((r == 0 || errno == ECONNRESET) && refusable && got == 0) {
+            return 0;
         } else if (r == 0) {
             die(RC_CONN, "connection closed after %zu reply bytes, before the full line", got);
         } else if (!would_block()) {
@@ -551,33 +558,35 @@ static void cmd_hold(void)
     if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)opt_n + 8 > rl.rlim_cur)
         die(RC_CONN, "%lld connections need more descriptors than ulimit -n %llu: raise ulimit -n",
             opt_n, (unsigned long long)rl.rlim_cur);
+    long long nheld = 0, refused = 0;
     held = xmalloc((size_t)opt_n * sizeof *held);
     for (long long k = 1; k <= opt_n; k++) {
-        int fd = held[k - 1] = connect_to();
+        int fd = connect_to();
         size_t outlen = (size_t)snprintf(out, sizeof out, "hold %lld\n", k);
         size_t wantlen = (size_t)snprintf(want, sizeof want, "HOLD %lld\n", k);
         send_all(fd, out, outlen, 0);
-        size_t n = read_line(fd, got, wantlen);
+        size_t n = read_line(fd, got, wantlen, opt_r);
+        if (n == 0) {                   /* -r: the server closed it unanswered */
+            refused++;
+            xclose(fd);
+            continue;
+        }
         check_bytes(got, want, n, 0);
+        held[nheld++] = fd;
     }
     catch_stop();                       /* before "holding": tests signal after it */
-    say("holding %lld", opt_n);
-    for (;;) {                          /* no deadline: -t covers only the setup */
-        char buf[512];
-        int ev = wait_fd(0, POLLIN, -1);
-        if (!ev)                        /* a stop signal */
-            break;
-        ssize_t r = read(0, buf, sizeof buf);
-        if (r == 0)
-            break;
-        if (r < 0 && errno != EINTR && !would_block())
-            die(RC_CONN, "reading stdin: %s", strerror(errno));
-    }
-    for (long long k = 0; k < opt_n; k++)
+    if (opt_r)
+        say("holding %lld, refused %lld", nheld, refused);
+    else
+        say("holding %lld", nheld);
+    /* Until a stop signal, or -d SECONDS (-t covers only the setup). fd -1 is
+     * ignored by poll(), so this waits on the signal pipe alone. */
+    wait_fd(-1, POLLIN, opt_d > 0 ? now() + opt_d : -1);
+    for (long long k = 0; k < nheld; k++)
         xclose(held[k]);
     free(held);
     held = NULL;
-    say("released %lld", opt_n);
+    say("released %lld", nheld);
 }
 
 static void cmd_line(void)
@@ -593,7 +602,7 @@ static void cmd_line(void)
     send_all(fd, line_want, len + 1, 0);
     for (size_t i = 0; i < len; i++)
         line_want[i] = (char)upper((unsigned char)line_want[i]);
-    n = read_line(fd, line_got, len + 1);
+    n = read_line(fd, line_got, len + 1, 0);
     double elapsed = now() - t0;
     size_t shown = line_got[n - 1] == '\n' ? n - 1 : n;   /* the line without '\n' */
     if (fwrite(line_got, 1, shown, stdout) != shown)
@@ -616,7 +625,7 @@ static const struct command {
 } commands[] = {
     {"echo", cmd_echo, "nb", 'n'},   {"reset", cmd_reset, "n", 'n'},
     {"drop", cmd_drop, "n", 'n'},    {"flood", cmd_flood, "d", 'd'},
-    {"churn", cmd_churn, "nc", 'n'}, {"hold", cmd_hold, "n", 'n'},
+    {"churn", cmd_churn, "nc", 'n'}, {"hold", cmd_hold, "nrd", 'n'},
     {"line", cmd_line, "sT", 's'},
 };
 
@@ -667,7 +676,7 @@ int main(int argc, char **argv)
         die(RC_USAGE, "unknown command '%s'", argv[1]);
     cmd = c->name;
     opterr = 0;                         /* we say what is wrong ourselves */
-    while ((o = getopt(argc - 1, argv + 1, ":a:p:n:c:t:d:bs:T")) != -1) {
+    while ((o = getopt(argc - 1, argv + 1, ":a:p:n:c:t:d:bs:Tr")) != -1) {
         if (o == '?')
             die(RC_USAGE, "unknown option -%c", optopt);
         if (o == ':')
@@ -685,6 +694,7 @@ int main(int argc, char **argv)
         case 'b': opt_b = 1; break;
         case 's': opt_s = optarg; break;
         case 'T': opt_T = 1; break;
+        case 'r': opt_r = 1; break;
         }
     }
     if (optind != argc - 1)

@@ -1,0 +1,258 @@
+/*
+ * 04-select/client.c: the notes' 003 client: many connections, one select loop.
+ *
+ * Teaches: multiplexing on the client side (notes 003: three non-blocking
+ * connects watched by one select()). Each connection's connect() returns at once
+ * (EINPROGRESS); select() says writable when it is established, we send a line
+ * then, and collect the reply as select() says readable. One thread, N sockets.
+ *
+ * Build and run:  cc -std=c11 -o client client.c
+ *                 ./client -p 8080 -n 100 -v    prints  hello 1 -> HELLO 1 ...
+ *
+ * Look at: step(), one connection's progress (connecting, sending, reading), and
+ * main()'s loop, which only decides what to wait for.
+ * Pitfall: select() is as limited here as in the server: N must stay below
+ * FD_SETSIZE (1024). 05's client uses poll() to go past it.
+ * Exit status: 0 when every connection got its reply, 1 otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_BYTES 32           /* "hello 1000000\n" and its reply fit */
+#define DEADLINE_S 60           /* the whole run; a slower server is a failure */
+#define MAX_CONNECTING 256      /* connects in flight: more would overflow the SYN queue */
+
+enum state { IDLE, CONNECTING, SENDING, READING, DONE, FAILED };
+
+struct req {                    /* one connection's progress, printed in order at the end */
+    int fd;
+    enum state state;
+    size_t sent, got;
+    char out[LINE_BYTES], in[LINE_BYTES];
+    const char *error;          /* why it FAILED */
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *server_addr = "127.0.0.1";
+static int server_port = 8080;
+static long nconns = 100;               /* -n: connections */
+static int verbose;                     /* -v: print every reply */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
+                "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"
+                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -p PORT   server port (default 8080)\n"
+                "  -n N      connections (default 100, below FD_SETSIZE)\n"
+                "  -v        print every reply, in connection order\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:n:vh")) != -1) {
+        switch (c) {
+        case 'a': server_addr = optarg; break;
+        case 'p': server_port = (int)number(c, optarg, 65535); break;
+        case 'n': nconns = number(c, optarg, FD_SETSIZE - 16); break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc || nconns == 0) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+        die("clock_gettime");
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+static void fail(struct req *r, const char *why)
+{
+    r->state = FAILED;
+    r->error = why;
+}
+
+/* Start a non-blocking connect: it returns at once, usually with EINPROGRESS,
+ * and the socket becomes writable when the handshake is done (notes 003). */
+static void start_connect(struct req *r, long k)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
+    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
+        exit(2);
+    }
+    snprintf(r->out, sizeof r->out, "hello %ld\n", k + 1);
+    if ((r->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");      /* EMFILE: raise ulimit -n */
+    if (r->fd >= FD_SETSIZE) {  /* checked before any FD_SET: past it, FD_SET overflows */
+        fprintf(stderr, "%s: descriptor %d >= FD_SETSIZE: select() cannot watch it\n", prog, r->fd);
+        exit(1);
+    }
+    set_nonblocking(r->fd);
+    r->state = CONNECTING;
+    if (connect(r->fd, (struct sockaddr *)&sin, sizeof sin) == 0)
+        r->state = SENDING; /* on loopback it may finish at once */
+    else if (errno != EINPROGRESS)
+        fail(r, strerror(errno));
+}
+
+/* Move one connection on as far as it goes without blocking. */
+static void step(struct req *r, int readable, int writable)
+{
+    if (r->state == CONNECTING && writable) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            die("getsockopt");
+        if (err != 0) {     /* writable, but because the connect failed */
+            fail(r, strerror(err));
+            return;
+        }
+        r->state = SENDING;
+    }
+    if (r->state == SENDING && writable) {
+        ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
+        if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            fail(r, strerror(errno));
+        else if (n > 0 && (r->sent += (size_t)n) == strlen(r->out))
+            r->state = READING;     /* a short write leaves the rest for next time */
+    }
+    if (r->state == READING && readable) {
+        /* Read no further than the reply's length: TCP may hand it over in pieces. */
+        ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
+        if (n == 0)
+            fail(r, "server closed");
+        else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            fail(r, strerror(errno));
+        else if (n > 0 && (r->got += (size_t)n) == strlen(r->out)) {
+            char want[LINE_BYTES];
+            memcpy(want, r->out, sizeof want);
+            upper(want, strlen(want));
+            if (memcmp(r->in, want, r->got) == 0)
+                r->state = DONE;
+            else
+                fail(r, "wrong reply");
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long started = 0, finished = 0, served = 0;
+
+    parse_options(argc, argv);
+    /* A send() to a server that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        die("signal");
+    struct req *reqs = calloc((size_t)nconns, sizeof *reqs);
+    if (reqs == NULL)
+        die("calloc");
+    double deadline = now() + DEADLINE_S;
+
+    while (finished < nconns) {
+        fd_set rd, wr;
+        int maxfd = -1, connecting = 0;
+        FD_ZERO(&rd);
+        FD_ZERO(&wr);
+        for (long i = 0; i < nconns; i++) {
+            struct req *r = &reqs[i];
+            if (r->state == IDLE && started < nconns && connecting < MAX_CONNECTING)
+                start_connect(r, started++);
+            if (r->state == CONNECTING)
+                connecting++;
+            if (r->state == CONNECTING || r->state == SENDING)
+                FD_SET(r->fd, &wr);
+            else if (r->state == READING)
+                FD_SET(r->fd, &rd);
+            else
+                continue;
+            if (r->fd > maxfd)
+                maxfd = r->fd;
+        }
+        double left = deadline - now();
+        if (left <= 0)
+            break;
+        struct timeval tv = { .tv_sec = (time_t)left, .tv_usec = (long)((left - (double)(time_t)left) * 1e6) };
+        if (select(maxfd + 1, &rd, &wr, NULL, &tv) == -1 && errno != EINTR)
+            die("select");
+        finished = 0;
+        for (long i = 0; i < nconns; i++) {
+            struct req *r = &reqs[i];
+            if (r->state == CONNECTING || r->state == SENDING || r->state == READING)
+                step(r, FD_ISSET(r->fd, &rd), FD_ISSET(r->fd, &wr));
+            finished += r->state == DONE || r->state == FAILED;
+        }
+    }
+    /* Every connection stayed open until all were answered: N at once. */
+    for (long i = 0; i < nconns; i++) {
+        struct req *r = &reqs[i];
+        if (verbose && r->state == DONE)
+            printf("%.*s -> %.*s\n", (int)strlen(r->out) - 1, r->out, (int)r->got - 1, r->in);
+        else if (r->state != DONE)
+            printf("%.*s -> %s\n", (int)strlen(r->out) - 1, r->out,
+                   r->state == FAILED ? r->error : r->state == IDLE ? "never started" : "no reply in time");
+        served += r->state == DONE;
+        if (r->state != IDLE && close(r->fd) == -1)
+            die("close");
+    }
+    printf("%ld of %ld connections served\n", served, nconns);
+    free(reqs);
+    return served == nconns ? 0 : 1;
+}

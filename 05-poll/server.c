@@ -1,0 +1,356 @@
+/*
+ * 05-poll/server.c: the same server over poll(): no 1024 cap, still a scan.
+ *
+ * Teaches: poll() (notes 003 and 004's comparison). Where select() takes three
+ * bit sets limited to FD_SETSIZE descriptors, poll() takes an array of
+ * {fd, events} and answers in each entry's revents: any descriptor number works.
+ * But like select(), every call hands the kernel the whole array and the kernel
+ * checks every entry, busy or idle: the cost grows with connections, not with
+ * the ones that are ready.
+ *
+ * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080
+ *                 ./client -p 8080 -n 2000   (more than select() could watch)
+ *
+ * Look at: main()'s loop, which fills the pollfd array each turn, and how revents
+ * reports errors and hang-ups (POLLERR, POLLHUP) without being asked.
+ * Pitfall: EMFILE leaves the listening socket readable forever; we stop watching it
+ * until a descriptor frees up, or poll() would return at once, again and again.
+ */
+#define _GNU_SOURCE             /* ppoll() is Linux's */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define PAUSE_S 1               /* while out of descriptors, retry accept this often */
+
+struct conn {
+    int fd;
+    int eof;                    /* the client shut its side: flush, then close */
+    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    char peer[32];
+    char queue[QUEUE_MAX];
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back */
+static struct conn **conns;             /* indexed by descriptor; NULL if none */
+static int maxconns;                    /* how many slots conns has */
+static struct pollfd *pfds;             /* what we ask poll() about: one per conn + 1 */
+static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
+static sigset_t wait_mask;              /* our signal mask inside the wait */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log what each poll() returned, each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:qvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void install_signals(void)
+{
+    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+    /* SIGINT and SIGTERM stay blocked except inside the wait, which swaps in
+     * wait_mask atomically: one that comes just before the call is then delivered
+     * inside it (EINTR), instead of waiting for the next client to wake us. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
+        die("sigprocmask");
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* Read only while the queue has room: a full queue stops us reading, the client's
+ * sends stall, and it cannot make us buffer more (backpressure). */
+static int wants_read(const struct conn *c)
+{
+    return !c->eof && c->tail < QUEUE_MAX;
+}
+
+/* Accept everyone waiting, non-blocking, into the table. */
+static void accept_all(int lfd)
+{
+    static int out_of_fds;      /* log EMFILE once per episode */
+    for (;;) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody else waiting, or a signal: back to the loop */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The client stays in the backlog, and the listening socket stays
+                 * readable: stop watching it until a connection closes. */
+                if (!out_of_fds && verbosity >= 1)
+                    printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
+                out_of_fds = 1;
+                accepting = 0;
+                return;
+            }
+            die("accept");
+        }
+        if (out_of_fds && verbosity >= 1)
+            printf("accepting again\n");
+        out_of_fds = 0;
+        accepting = 1;
+        char peer[32];
+        peer_name(&sin, peer, sizeof peer);
+        set_nonblocking(fd);
+        if (fd >= maxconns) {       /* grow the table: no fixed limit of our own */
+            int n = maxconns ? 2 * maxconns : 64;
+            while (n <= fd)
+                n *= 2;
+            struct conn **grown = realloc(conns, (size_t)n * sizeof *grown);
+            struct pollfd *more = realloc(pfds, (size_t)(n + 1) * sizeof *more);
+            if (grown == NULL || more == NULL)
+                die("realloc");
+            memset(grown + maxconns, 0, (size_t)(n - maxconns) * sizeof *grown);
+            conns = grown;
+            pfds = more;
+            maxconns = n;
+        }
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            die("calloc");
+        c->fd = fd;
+        memcpy(c->peer, peer, sizeof peer);
+        conns[fd] = c;
+        served++;
+        if (verbosity >= 1)
+            printf("connected %s\n", c->peer);
+    }
+}
+
+/* One connection is ready: read if told so and the queue has room, then send what
+ * is queued at once (usually all of it, so no waiting for writability is needed).
+ * Returns -1 when the connection is finished, else how many bytes moved. */
+static ssize_t service(struct conn *c, int readable)
+{
+    ssize_t n, moved = 0;
+    if (readable && wants_read(c)) {
+        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("read %s %zd bytes\n", c->peer, n);
+            upper(c->queue + c->tail, (size_t)n);
+            c->tail += (size_t)n;
+            moved += n;
+        } else if (n == 0) {
+            c->eof = 1;     /* EOF: send what we still owe, then close */
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* ECONNRESET: the client is gone */
+        }                   /* EAGAIN: a false alarm; wait for the next readiness */
+    }
+    if (c->head < c->tail) {
+        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("wrote %s %zd bytes\n", c->peer, n);
+            c->head += (size_t)n;
+            echoed += (unsigned long long)n;
+            moved += n;
+            if (c->head == c->tail)     /* drained: the whole queue is free again */
+                c->head = c->tail = 0;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        }                   /* EAGAIN or a short write: the rest waits for writability */
+    }
+    return c->eof && c->head == c->tail ? -1 : moved;
+}
+
+static void close_conn(struct conn *c)
+{
+    conns[c->fd] = NULL;
+    if (close(c->fd) == -1)
+        perror("close");
+    if (verbosity >= 1)
+        printf("closed %s\n", c->peer);
+    free(c);
+    accepting = 1;              /* a descriptor is free: try the backlog again */
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+    int lfd = listen_on();
+    set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
+    if ((pfds = calloc(1, sizeof *pfds)) == NULL)   /* the listener's entry */
+        die("calloc");
+
+    while (!stop) {
+        nfds_t n = 0;           /* one entry per connection, plus the listener */
+        if (accepting)
+            pfds[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+        for (int fd = 0; fd < maxconns; fd++) {
+            struct conn *c = conns[fd];
+            if (c == NULL)
+                continue;
+            short events = wants_read(c) ? POLLIN : 0;
+            if (c->head < c->tail)  /* write interest only while replies wait */
+                events |= POLLOUT;
+            pfds[n++] = (struct pollfd){ .fd = fd, .events = events };
+        }
+        /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
+        struct timespec pause = { .tv_sec = PAUSE_S };
+        int ready = ppoll(pfds, n, accepting ? NULL : &pause, &wait_mask);
+        if (ready == -1) {
+            if (errno == EINTR)
+                continue;   /* a signal: the loop checks stop */
+            die("ppoll");
+        }
+        if (verbosity >= 2)
+            printf("poll: %d ready of %lu\n", ready, (unsigned long)n);
+        /* The listener first: a connection closed below frees its descriptor, and an
+         * accept after that could reuse it while its old entry is still in pfds. */
+        if (!accepting || (pfds[0].revents & POLLIN))
+            accept_all(lfd);
+        for (nfds_t i = 0; i < n; i++) {
+            short re = pfds[i].revents;
+            if (pfds[i].fd == lfd || re == 0)
+                continue;
+            struct conn *c = conns[pfds[i].fd];
+            /* An error or hang-up comes whether asked for or not; reading or writing
+             * then reports it (and reads any data still pending first). */
+            if (service(c, re & (POLLIN | POLLERR | POLLHUP)) == -1)
+                close_conn(c);
+        }
+    }
+    for (int fd = 0; fd < maxconns; fd++)
+        if (conns[fd] != NULL)
+            close_conn(conns[fd]);
+    free(conns);
+    free(pfds);
+    if (close(lfd) == -1)
+        perror("close");
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
+    return 0;
+}

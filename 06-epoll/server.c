@@ -1,0 +1,394 @@
+/*
+ * 06-epoll/server.c: the same server over epoll, level- or edge-triggered.
+ *
+ * Teaches: epoll (notes 001 and 003). The interest list lives in the kernel: a
+ * connection is registered once (epoll_ctl) and epoll_wait() returns only the
+ * ready ones, so a turn costs what is ready, not what is watched. Level-triggered
+ * (the default) reports a descriptor as long as it is ready, like poll(); -e
+ * switches to edge-triggered, which reports a change once: then we must read and
+ * write until EAGAIN, or data already there would never be reported again.
+ *
+ * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080 [-e]
+ *                 ulimit -n 12000; ./client -p 8080 -n 10000
+ *
+ * Look at: interest() and the epoll_ctl(MOD) after service(): with level
+ * triggering a request costs one recv and one send, and epoll_ctl runs only when
+ * a connection's write interest changes. And the edge-triggered loop in main().
+ * Pitfall: EMFILE leaves the listening socket readable forever; we stop watching it
+ * until a descriptor frees up, or epoll_wait() would return at once, again and again.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define PAUSE_S 1               /* while out of descriptors, retry accept this often */
+#define MAX_EVENTS 256          /* events taken per epoll_wait() */
+#define MAX_ROUNDS 16           /* edge-triggered: work per connection per turn */
+
+struct conn {
+    int fd;
+    int eof;                    /* the client shut its side: flush, then close */
+    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    uint32_t events;            /* what it is registered for in epoll */
+    char peer[32];
+    char queue[QUEUE_MAX];
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back */
+static struct conn **conns;             /* indexed by descriptor; NULL if none */
+static int maxconns;                    /* how many slots conns has */
+static int epfd;                        /* the epoll instance */
+static int edge;                        /* -e: edge-triggered */
+static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
+static sigset_t wait_mask;              /* our signal mask inside the wait */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-e] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -e        edge-triggered (default: level-triggered)\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log what each epoll_wait() returned, each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:eqvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'e': edge = 1; break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void install_signals(void)
+{
+    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+    /* SIGINT and SIGTERM stay blocked except inside the wait, which swaps in
+     * wait_mask atomically: one that comes just before the call is then delivered
+     * inside it (EINTR), instead of waiting for the next client to wake us. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
+        die("sigprocmask");
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* Read only while the queue has room: a full queue stops us reading, the client's
+ * sends stall, and it cannot make us buffer more (backpressure). */
+static int wants_read(const struct conn *c)
+{
+    return !c->eof && c->tail < QUEUE_MAX;
+}
+
+/* What a connection waits for. Edge-triggered: both directions, from the start;
+ * epoll tells us of changes and we drain to EAGAIN ourselves. Level-triggered:
+ * only what it needs now, or EPOLLOUT would wake us for every idle connection. */
+static uint32_t interest(const struct conn *c)
+{
+    if (edge)
+        return EPOLLIN | EPOLLOUT | EPOLLET;
+    return (wants_read(c) ? EPOLLIN : 0) | (c->head < c->tail ? EPOLLOUT : 0);
+}
+
+/* Accept everyone waiting, non-blocking, into the table. */
+static void accept_all(int lfd)
+{
+    static int out_of_fds;      /* log EMFILE once per episode */
+    for (;;) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody else waiting, or a signal: back to the loop */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The client stays in the backlog, and the listening socket stays
+                 * readable: stop watching it until a connection closes. */
+                if (!out_of_fds && verbosity >= 1)
+                    printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
+                out_of_fds = 1;
+                accepting = 0;
+                return;
+            }
+            die("accept");
+        }
+        if (out_of_fds && verbosity >= 1)
+            printf("accepting again\n");
+        out_of_fds = 0;
+        accepting = 1;
+        char peer[32];
+        peer_name(&sin, peer, sizeof peer);
+        set_nonblocking(fd);
+        if (fd >= maxconns) {       /* grow the table: no fixed limit of our own */
+            int n = maxconns ? 2 * maxconns : 64;
+            while (n <= fd)
+                n *= 2;
+            struct conn **grown = realloc(conns, (size_t)n * sizeof *grown);
+            if (grown == NULL)
+                die("realloc");
+            memset(grown + maxconns, 0, (size_t)(n - maxconns) * sizeof *grown);
+            conns = grown;
+            maxconns = n;
+        }
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            die("calloc");
+        c->fd = fd;
+        memcpy(c->peer, peer, sizeof peer);
+        c->events = interest(c);    /* registered once, for the connection's life */
+        struct epoll_event ev = { .events = c->events, .data.fd = fd };
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+            die("epoll_ctl");
+        conns[fd] = c;
+        served++;
+        if (verbosity >= 1)
+            printf("connected %s\n", c->peer);
+    }
+}
+
+/* One connection is ready: read if told so and the queue has room, then send what
+ * is queued at once (usually all of it, so no waiting for writability is needed).
+ * Returns -1 when the connection is finished, else how many bytes moved. */
+static ssize_t service(struct conn *c, int readable)
+{
+    ssize_t n, moved = 0;
+    if (readable && wants_read(c)) {
+        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("read %s %zd bytes\n", c->peer, n);
+            upper(c->queue + c->tail, (size_t)n);
+            c->tail += (size_t)n;
+            moved += n;
+        } else if (n == 0) {
+            c->eof = 1;     /* EOF: send what we still owe, then close */
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* ECONNRESET: the client is gone */
+        }                   /* EAGAIN: a false alarm; wait for the next readiness */
+    }
+    if (c->head < c->tail) {
+        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("wrote %s %zd bytes\n", c->peer, n);
+            c->head += (size_t)n;
+            echoed += (unsigned long long)n;
+            moved += n;
+            if (c->head == c->tail)     /* drained: the whole queue is free again */
+                c->head = c->tail = 0;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        }                   /* EAGAIN or a short write: the rest waits for writability */
+    }
+    return c->eof && c->head == c->tail ? -1 : moved;
+}
+
+/* close() also takes the descriptor out of epoll: no EPOLL_CTL_DEL needed. */
+static void close_conn(struct conn *c)
+{
+    conns[c->fd] = NULL;
+    if (close(c->fd) == -1)
+        perror("close");
+    if (verbosity >= 1)
+        printf("closed %s\n", c->peer);
+    free(c);
+    accepting = 1;              /* a descriptor is free: try the backlog again */
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+    int lfd = listen_on();
+    set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
+    if ((epfd = epoll_create1(0)) == -1)
+        die("epoll_create1");
+    /* Edge-triggered, accept_all() takes everyone waiting, which it does anyway. */
+    struct epoll_event lev = { .events = EPOLLIN | (edge ? EPOLLET : 0), .data.fd = lfd };
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) == -1)
+        die("epoll_ctl");
+    int listening = 1;          /* what lfd is registered for: EPOLLIN, or nothing */
+
+    while (!stop) {
+        struct epoll_event events[MAX_EVENTS];
+        if (accepting != listening) {   /* EMFILE came or went: (un)watch the listener */
+            lev.events = accepting ? EPOLLIN | (edge ? EPOLLET : 0) : 0;
+            if (epoll_ctl(epfd, EPOLL_CTL_MOD, lfd, &lev) == -1)
+                die("epoll_ctl");
+            listening = accepting;
+        }
+        /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
+        int ready = epoll_pwait(epfd, events, MAX_EVENTS, accepting ? -1 : PAUSE_S * 1000, &wait_mask);
+        if (ready == -1) {
+            if (errno == EINTR)
+                continue;   /* a signal: the loop checks stop */
+            die("epoll_pwait");
+        }
+        if (verbosity >= 2)
+            printf("epoll_wait: %d events\n", ready);
+        if (!accepting)
+            accept_all(lfd);
+        /* A descriptor appears once per batch, and one closed below is only reused by
+         * an accept whose connection cannot be in this batch: the walk is safe. */
+        for (int i = 0; i < ready; i++) {
+            int fd = events[i].data.fd;
+            if (fd == lfd) {
+                accept_all(lfd);
+                continue;
+            }
+            struct conn *c = conns[fd];
+            /* EPOLLERR and EPOLLHUP come unasked; reading or writing reports them. */
+            ssize_t moved = service(c, (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0);
+            /* Edge-triggered: the bytes already there will not be reported again, so
+             * go on until nothing moves (EAGAIN both ways, or a queue that cannot drain). */
+            for (int round = 1; edge && moved > 0 && round < MAX_ROUNDS; round++)
+                moved = service(c, 1);
+            if (moved == -1) {
+                close_conn(c);
+                continue;
+            }
+            /* Level-triggered: tell epoll only when the interest changes, i.e. a short
+             * write needs EPOLLOUT, a drained queue drops it, or backpressure drops
+             * EPOLLIN. Edge-triggered, a connection still busy after MAX_ROUNDS is
+             * re-armed: MOD reports it again next turn, behind the others. */
+            if (interest(c) != c->events || (edge && moved > 0)) {
+                c->events = interest(c);
+                struct epoll_event ev = { .events = c->events, .data.fd = fd };
+                if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == -1)
+                    die("epoll_ctl");
+            }
+        }
+    }
+    for (int fd = 0; fd < maxconns; fd++)
+        if (conns[fd] != NULL)
+            close_conn(conns[fd]);
+    free(conns);
+    if (close(epfd) == -1)
+        perror("close");
+    if (close(lfd) == -1)
+        perror("close");
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
+    return 0;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bats
+# 04-select: readiness with select(), and its FD_SETSIZE cap.
+
+load helpers
+
+@test "04: the select client's replies match the golden file" {
+    start_server 04-select/server
+    run "$LAB_BIN/04-select/client" -p "$PORT" -n 5 -v
+    [ "$status" -eq 0 ]
+    diff -u "$EXPECTED/multiplex-client.txt" <(echo "$output")
+}
+
+@test "04: 1,100 connections: those that fit FD_SETSIZE are served, the rest refused" {
+    [ "$(ulimit -Hn)" -ge 2048 ] || skip "needs ulimit -n 2048, hard limit is $(ulimit -Hn)"
+    SERVER_LOG="$BATS_TEST_TMPDIR/server.log"
+    (ulimit -n 2048 && exec "$LAB_BIN/04-select/server" -p 0) >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
+    SERVER_PID=$!
+    wait_for_line '^listening on '
+    PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_LOG")
+    ulimit -n 2048
+    background hold "$PROBE" hold -p "$PORT" -n 1100 -r -t 60
+    wait_for_line '^holding [0-9]+, refused [0-9]+$' 60 "$BATS_TEST_TMPDIR/hold.out"
+    read -r _ held _ refused < <(tr -d , <"$BATS_TEST_TMPDIR/hold.out")
+    echo "held $held, refused $refused"
+    # Descriptors 0-2 and the listener come first: about 1,020 fit below 1024.
+    [ "$held" -ge 1000 ] && [ "$held" -le 1020 ]
+    [ $((held + refused)) -eq 1100 ]
+    [ "$(grep -c '^refused .*: descriptor [0-9]* >= FD_SETSIZE (1024)$' "$SERVER_LOG")" -eq "$refused" ]
+    # A new client while full is refused too, and served once the others go.
+    run "$PROBE" line -p "$PORT" -s late
+    echo "late client: $output"
+    [ "$status" -eq 4 ]
+    stop_pid "$LAST_PID"
+    wait_for_count '^closed ' "$held" 20
+    run "$PROBE" line -p "$PORT" -s "after the crowd"
+    [ "$status" -eq 0 ]
+    [ "$output" = "AFTER THE CROWD" ]
+}
+
+@test "04: the select client refuses to go past FD_SETSIZE itself" {
+    run "$LAB_BIN/04-select/client" -n 2000
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"-n wants a number from 0 to 1008"* ]]
+}

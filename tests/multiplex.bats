@@ -1,0 +1,75 @@
+#!/usr/bin/env bats
+# What every multiplexing server (04, 05, 06 and 06 -e) must also show, run by
+# tests/run once per server like the fault suite:
+#   LAB_SERVER, LAB_SERVER_ARGS  as in tests/fault.bats
+
+load helpers
+
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}"   # as the test names show it
+
+# start: the server under test, with ARGS... added (e.g. -v).
+start() {
+    # shellcheck disable=SC2086   # the options are words, split on purpose
+    start_server "$LAB_SERVER" $LAB_SERVER_ARGS "$@"
+}
+
+@test "$SERVER: a flooding client that never reads: 10 others served promptly, memory bounded" {
+    start -q
+    rss_before=$(rss_kib "$SERVER_PID")
+    background flood "$PROBE" flood -p "$PORT" -d 60
+    wait_for_line '^flood: blocked after ' 10 "$BATS_TEST_TMPDIR/flood.out"
+    # Ten clients at once, each with a 2 s deadline: a server stuck on the
+    # flooder would miss it by far.
+    run "$PROBE" churn -p "$PORT" -n 10 -c 10 -t 2
+    [ "$status" -eq 0 ]
+    run "$PROBE" line -p "$PORT" -s other -T -t 2
+    [ "$status" -eq 0 ]
+    echo "while flooded: ${lines[1]}"
+    # The bound: the flooder's queue is capped at 64 KiB, so the server grows by far
+    # less than 4 MiB however long the flood lasts.
+    grown=$(( $(rss_kib "$SERVER_PID") - rss_before ))
+    echo "RSS grew by $grown KiB while flooded"
+    [ "$grown" -lt 4096 ]
+}
+
+@test "$SERVER: out of descriptors (EMFILE): no spinning, and it recovers" {
+    SERVER_LOG="$BATS_TEST_TMPDIR/server.log"
+    # shellcheck disable=SC2086
+    (ulimit -n 64 && exec "$LAB_BIN/$LAB_SERVER" -p 0 $LAB_SERVER_ARGS) \
+        >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
+    SERVER_PID=$!
+    wait_for_line '^listening on '
+    PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_LOG")
+    # 80 connections against 64 descriptors: the server runs out part-way, and
+    # the rest wait in its backlog.
+    background hog "$PROBE" hold -p "$PORT" -n 80 -t 60
+    hog=$LAST_PID
+    wait_for_line '^accept: Too many open files: pausing'
+    cpu=$(cpu_percent "$SERVER_PID" 1)
+    echo "server CPU while out of descriptors: $cpu %"
+    [ "$cpu" -le 10 ]
+    [ "$(grep -c '^accept: ' "$SERVER_LOG")" -eq 1 ]    # logged once, not per retry
+    stop_pid "$hog" KILL || true                         # its connections close
+    wait_for_line '^accepting again$'
+    run "$PROBE" line -p "$PORT" -s "served again"
+    [ "$status" -eq 0 ]
+    [ "$output" = "SERVED AGAIN" ]
+}
+
+@test "$SERVER: ten idle connections cost no CPU" {
+    start -q
+    background idle "$PROBE" hold -p "$PORT" -n 10
+    wait_for_line '^holding 10$' 10 "$BATS_TEST_TMPDIR/idle.out"
+    cpu=$(cpu_percent "$SERVER_PID" 2)
+    echo "server CPU with 10 idle connections: $cpu %"
+    [ "$cpu" -le 2 ]
+}
+
+@test "$SERVER: -v logs what each readiness call returned" {
+    start -v
+    run "$PROBE" line -p "$PORT" -s hello
+    [ "$status" -eq 0 ]
+    wait_for_line '^closed '
+    grep -Eq '^(select|poll|epoll_wait): [0-9]+ (ready|events)' "$SERVER_LOG"
+    grep -Eq '^read 127\.0\.0\.1:[0-9]+ 6 bytes$' "$SERVER_LOG"
+}
