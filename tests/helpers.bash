@@ -18,6 +18,9 @@ start_server() {
     local program=$1
     shift
     SERVER_LOG="$BATS_TEST_TMPDIR/server.log"
+    # Empty it here: the redirection below truncates only after the fork, and a
+    # second server in one test must not be found by the first one's line.
+    : >"$SERVER_LOG"
     "$LAB_BIN/$program" -p 0 "$@" >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
     SERVER_PID=$!
     wait_for_line '^listening on ' || { cat "$SERVER_LOG.err" >&2; return 1; }
