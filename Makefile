@@ -13,22 +13,28 @@ WARNINGS += -Werror
 endif
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-# Every .c file in a stage directory is one program, built from that file alone.
-SOURCES := $(sort $(wildcard [0-9][0-9]-*/*.c)) tests/probe.c
+# Every .c file in a stage directory is one program, built from that file alone,
+# except a stage's library: 07's programs also link its selectors.c.
+LIBRARIES := 07-selectors/selectors.c
+SOURCES := $(filter-out $(LIBRARIES),$(sort $(wildcard [0-9][0-9]-*/*.c))) tests/probe.c
 PROGRAMS := $(SOURCES:.c=)
 SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
+SELECTORS := $(wildcard 07-selectors/selectors.[ch])
 SAN_REPORTS := $(CURDIR)/.san/reports
 
 all: $(PROGRAMS)
 
+# 07's programs are rebuilt when its library changes (after all: the first target is the default).
+$(filter 07-selectors/%,$(PROGRAMS)) $(filter .san/07-selectors/%,$(SAN_PROGRAMS)): $(SELECTORS)
+
 # -pthread is harmless where no thread is used, and keeps one rule for every program.
 $(PROGRAMS): %: %.c
-	$(CC) $(WARNINGS) $(CFLAGS) -o $@ $< -pthread
+	$(CC) $(WARNINGS) $(CFLAGS) -o $@ $(filter %.c,$^) -pthread
 
 # Sanitizer builds live in .san/ so they never overwrite the normal binaries.
 $(SAN_PROGRAMS): .san/%: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARNINGS) $(CFLAGS) $(SANITIZE) -o $@ $< -pthread
+	$(CC) $(WARNINGS) $(CFLAGS) $(SANITIZE) -o $@ $(filter %.c,$^) -pthread
 
 test: all
 	tests/run

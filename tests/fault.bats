@@ -8,7 +8,8 @@
 
 load helpers
 
-SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}"   # as the test names show it
+# as the test names show it
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}"
 
 setup() {
     # shellcheck disable=SC2086   # the options are words, split on purpose

@@ -5,7 +5,8 @@
 
 load helpers
 
-SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}"   # as the test names show it
+# as the test names show it
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}"
 
 # start: the server under test, with ARGS... added (e.g. -v).
 start() {
@@ -70,6 +71,6 @@ start() {
     run "$PROBE" line -p "$PORT" -s hello
     [ "$status" -eq 0 ]
     wait_for_line '^closed '
-    grep -Eq '^(select|poll|epoll_wait): [0-9]+ (ready|events)' "$SERVER_LOG"
+    grep -Eq '^(select|poll|epoll_wait|sel_select\([a-z]+\)): [0-9]+ (ready|events)' "$SERVER_LOG"
     grep -Eq '^read 127\.0\.0\.1:[0-9]+ 6 bytes$' "$SERVER_LOG"
 }

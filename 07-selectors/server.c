@@ -1,0 +1,506 @@
+/*
+ * 07-selectors/server.c: the notes' callback server, on a selectors library.
+ *
+ * Teaches: the event loop as Python's selectors module shapes it (notes 000 step
+ * 15, 001). Each descriptor is registered with the events it waits for and a data
+ * pointer; here the data holds its callbacks, so the loop is the notes'
+ *     for key, mask in sel.select(): callback = key.data; callback(key.fileobj, mask)
+ * and knows nothing about accepting or echoing. The library (selectors.c) picks
+ * epoll, poll or select as Python's DefaultSelector does; SELECTOR=select|poll|epoll
+ * forces one. -w N runs N worker processes over one listening socket: the notes'
+ * multi-process dilemma, without toggling sockets between blocking and not.
+ *
+ * Build and run:  cc -std=c11 -o server server.c selectors.c && ./server -p 8080 [-w 2]
+ *                 ./client -p 8080
+ *
+ * Look at: main()'s loop and the callbacks on_accept(), on_read(), on_write(); the
+ * self-pipe in on_signal(): sel_select() retries EINTR, so a signal wakes the loop
+ * by making a registered descriptor readable. run_workers() for -w.
+ * Pitfall: a callback may close a connection whose event is later in the same batch;
+ * the library zeroes that event's mask, and the loop skips it.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "selectors.h"
+
+#define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define PAUSE_S 1               /* while out of descriptors, retry accept this often */
+#define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
+#define MAX_WORKERS 64
+
+struct handler {                /* what a key's data points to: its callbacks */
+    void (*on_read)(struct sel_key *key);
+    void (*on_write)(struct sel_key *key);
+};
+
+struct conn {
+    struct handler h;           /* first, so a key's data is the connection too */
+    int fd;
+    int eof;                    /* the client shut its side: flush, then close */
+    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    int events;                 /* what it is registered for: SEL_READ, SEL_WRITE */
+    char peer[32];
+    char queue[QUEUE_MAX];
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back */
+static struct selector *sel;            /* the notes' sel = DefaultSelector() */
+static int lfd;                         /* the listening socket */
+static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
+static int wake[2] = { -1, -1 };        /* the self-pipe: a signal makes wake[0] readable */
+static long nworkers;                   /* -w: worker processes (0: serve here) */
+static char tag[32];                    /* " (worker N)" on each log line, with -w */
+static int top_fd;                      /* the highest descriptor accept() gave us */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-w N] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -w N      N worker processes over the same listening socket\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log what each sel_select() returned, each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:w:qvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'w': nworkers = number(c, optarg, MAX_WORKERS); break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+/* The self-pipe trick: sel_select() retries EINTR, as Python's does, so setting
+ * stop is not enough to end the wait. Writing a byte makes wake[0] readable, and
+ * the loop wakes up and sees stop. write() is async-signal-safe; errno is saved
+ * because the code we interrupted may be about to read it. */
+static void on_signal(int sig)
+{
+    int saved = errno;
+    (void)sig;
+    stop = 1;
+    if (wake[1] != -1 && write(wake[1], "", 1) == -1) {
+        /* EAGAIN: the pipe is full, so a wake-up is pending already */
+    }
+    errno = saved;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+}
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* Read only while the queue has room: a full queue stops us reading, the client's
+ * sends stall, and it cannot make us buffer more (backpressure). */
+static int wants_read(const struct conn *c)
+{
+    return !c->eof && c->tail < QUEUE_MAX;
+}
+
+/* What a connection waits for now: never nothing (a full queue has replies to send). */
+static int interest(const struct conn *c)
+{
+    return (wants_read(c) ? SEL_READ : 0) | (c->head < c->tail ? SEL_WRITE : 0);
+}
+
+/* One connection is ready: read if told so and the queue has room, then send what
+ * is queued at once (usually all of it, so no waiting for writability is needed).
+ * Returns -1 when the connection is finished, else how many bytes moved. */
+static ssize_t service(struct conn *c, int readable)
+{
+    ssize_t n, moved = 0;
+    if (readable && wants_read(c)) {
+        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("read %s %zd bytes%s\n", c->peer, n, tag);
+            upper(c->queue + c->tail, (size_t)n);
+            c->tail += (size_t)n;
+            moved += n;
+        } else if (n == 0) {
+            c->eof = 1;     /* EOF: send what we still owe, then close */
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* ECONNRESET: the client is gone */
+        }                   /* EAGAIN: a false alarm; wait for the next readiness */
+    }
+    if (c->head < c->tail) {
+        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
+        if (n > 0) {
+            if (verbosity >= 2)
+                printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
+            c->head += (size_t)n;
+            echoed += (unsigned long long)n;
+            moved += n;
+            if (c->head == c->tail)     /* drained: the whole queue is free again */
+                c->head = c->tail = 0;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        }                   /* EAGAIN or a short write: the rest waits for writability */
+    }
+    return c->eof && c->head == c->tail ? -1 : moved;
+}
+
+/* Unregister before close, as Python requires: the selector must forget the
+ * descriptor before its number can come back from accept(). */
+static void close_conn(struct conn *c)
+{
+    if (sel_unregister(sel, c->fd) == -1)
+        die("sel_unregister");
+    if (close(c->fd) == -1)
+        perror("close");
+    if (verbosity >= 1)
+        printf("closed %s%s\n", c->peer, tag);
+    free(c);
+}
+
+/* After service(): close, or tell the selector if what we wait for changed. */
+static void after_service(struct conn *c, ssize_t moved)
+{
+    if (moved == -1)
+        close_conn(c);
+    else if (interest(c) != c->events) {
+        c->events = interest(c);
+        if (sel_modify(sel, c->fd, c->events, c) == NULL)
+            die("sel_modify");
+    }
+}
+
+/* The notes' read(conn, mask) callback, and its partner for queued replies. */
+static void on_read(struct sel_key *key)
+{
+    struct conn *c = key->data;
+    after_service(c, service(c, 1));
+}
+
+static void on_write(struct sel_key *key)
+{
+    struct conn *c = key->data;
+    after_service(c, service(c, 0));
+}
+
+static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
+
+/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
+ * that kept it would return at once, again and again. */
+static void watch_listener(int on)
+{
+    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
+        die("sel_register");
+    if (!on && sel_unregister(sel, lfd) == -1)
+        die("sel_unregister");
+    accepting = on;
+}
+
+/* The notes' accept(sock, mask) callback: a few connections per turn. */
+static void on_accept(struct sel_key *key)
+{
+    (void)key;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        char peer[32];
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody waiting (with -w, another worker took it) */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                if (accepting && verbosity >= 1)
+                    printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
+                if (accepting)
+                    watch_listener(0);
+                return;
+            }
+            die("accept");
+        }
+        if (!accepting) {
+            if (verbosity >= 1)
+                printf("accepting again%s\n", tag);
+            watch_listener(1);
+        }
+        peer_name(&sin, peer, sizeof peer);
+        set_nonblocking(fd);
+        struct conn *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            die("calloc");
+        c->h = (struct handler){ on_read, on_write };
+        c->fd = fd;
+        c->events = SEL_READ;
+        memcpy(c->peer, peer, sizeof peer);
+        if (sel_register(sel, fd, c->events, c) == NULL) {
+            if (errno != ERANGE)
+                die("sel_register");
+            /* The select backend cannot watch it: refuse this client, serve the rest. */
+            if (verbosity >= 1)
+                printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            if (close(fd) == -1)
+                perror("close");
+            free(c);
+            continue;
+        }
+        served++;
+        if (fd > top_fd)
+            top_fd = fd;
+        if (verbosity >= 1)
+            printf("connected %s%s\n", c->peer, tag);
+    }
+}
+
+/* The self-pipe's read end: empty it; the loop checks stop. */
+static void on_wake(struct sel_key *key)
+{
+    char buf[64];
+    while (read(key->fd, buf, sizeof buf) > 0)
+        ;
+}
+
+static struct handler waker = { on_wake, NULL };
+
+/* One process's event loop, until SIGINT or SIGTERM. */
+static void serve(void)
+{
+    if ((sel = sel_open(NULL)) == NULL)
+        die("sel_open");
+    if (pipe(wake) == -1)
+        die("pipe");
+    set_nonblocking(wake[0]);
+    set_nonblocking(wake[1]);
+    if (sel_register(sel, wake[0], SEL_READ, &waker) == NULL)
+        die("sel_register");
+    listener.on_read = on_accept;
+    watch_listener(1);
+    if (verbosity >= 2)
+        printf("selector: %s%s\n", sel_backend(sel), tag);
+
+    while (!stop) {
+        struct sel_event *events;
+        /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
+        int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
+        if (ready == -1)
+            die("sel_select");
+        if (verbosity >= 2)
+            printf("sel_select(%s): %d ready%s\n", sel_backend(sel), ready, tag);
+        if (!accepting)
+            on_accept(NULL);
+        for (int i = 0; i < ready; i++) {
+            struct sel_event *e = &events[i];
+            if (e->mask == 0)
+                continue;   /* an earlier callback unregistered this key */
+            /* The notes' callback = key.data; callback(key.fileobj, mask). Read
+             * first, then look at the mask again: on_read may have closed the
+             * connection, and then the library has zeroed it. */
+            struct handler *h = e->key->data;
+            if ((e->mask & SEL_READ) && h->on_read)
+                h->on_read(e->key);
+            if ((e->mask & SEL_WRITE) && h->on_write)
+                h->on_write(e->key);
+        }
+    }
+}
+
+/* Close every connection still open, then the selector and the self-pipe. */
+static void finish(void)
+{
+    for (int fd = 0; fd <= top_fd; fd++) {
+        struct sel_key *key = sel_get_key(sel, fd);
+        if (key != NULL && fd != lfd && fd != wake[0])
+            close_conn(key->data);
+    }
+    sel_close(sel);
+    if (close(wake[0]) == -1 || close(wake[1]) == -1)
+        perror("close");
+}
+
+struct tally {                  /* what a worker reports to the parent at its end */
+    unsigned long served;
+    unsigned long long echoed;
+};
+
+/* -w N: fork N workers after listen(), so all share the listening socket, and each
+ * runs its own selector. A new connection makes the socket readable in every
+ * worker's selector: all wake, one accept() wins, the others get EAGAIN and go back
+ * to sleep (the thundering herd; harmless here, since the socket is non-blocking).
+ * The parent only waits: for SIGINT or SIGTERM, then for the workers' tallies. */
+static void run_workers(void)
+{
+    pid_t pids[MAX_WORKERS];
+    int report[2];
+    sigset_t stops, old;
+
+    if (pipe(report) == -1)
+        die("pipe");
+    for (long i = 0; i < nworkers; i++) {
+        if ((pids[i] = fork()) == -1)
+            die("fork");
+        if (pids[i] == 0) {
+            snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
+            if (close(report[0]) == -1)
+                die("close");
+            serve();
+            finish();
+            struct tally t = { served, echoed };
+            if (write(report[1], &t, sizeof t) != (ssize_t)sizeof t)   /* < PIPE_BUF: atomic */
+                die("write");
+            exit(0);
+        }
+    }
+    if (close(report[1]) == -1)
+        die("close");
+    /* Block the stop signals and wait in sigsuspend(), which unblocks them
+     * atomically: one that came before the block has set stop already. */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &stops, &old) == -1)
+        die("sigprocmask");
+    while (!stop)
+        sigsuspend(&old);
+    for (long i = 0; i < nworkers; i++)
+        if (kill(pids[i], SIGTERM) == -1 && errno != ESRCH)   /* ESRCH: already gone */
+            perror("kill");
+    for (long i = 0; i < nworkers; i++)
+        while (waitpid(pids[i], NULL, 0) == -1)
+            if (errno != EINTR)
+                die("waitpid");
+    struct tally t;
+    while (read(report[0], &t, sizeof t) == (ssize_t)sizeof t) {
+        served += t.served;
+        echoed += t.echoed;
+    }
+    if (close(report[0]) == -1)
+        perror("close");
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    install_signals();
+    lfd = listen_on();
+    set_nonblocking(lfd);       /* several accepts per turn, then EAGAIN */
+
+    if (nworkers > 0) {
+        run_workers();
+    } else {
+        serve();
+        finish();
+    }
+    if (close(lfd) == -1)
+        perror("close");
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
+    return 0;
+}

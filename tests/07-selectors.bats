@@ -1,0 +1,69 @@
+#!/usr/bin/env bats
+# 07-selectors: the library's contract on every backend, the Nb client, -w workers.
+
+load helpers
+
+@test "07: the selectors library keeps its contract on select, poll and epoll" {
+    run "$LAB_BIN/07-selectors/selectors-test"
+    echo "$output" | grep -v '^ok' || true     # shows only what failed
+    [ "$status" -eq 0 ]
+    [[ "${lines[-1]}" =~ ^[0-9]+\ passed,\ 0\ failed$ ]]
+}
+
+@test "07: the Nb client's replies match the golden file, on every backend" {
+    for backend in select poll epoll; do
+        SELECTOR=$backend start_server 07-selectors/server -v
+        grep -q "^selector: $backend$" "$SERVER_LOG"
+        SELECTOR=$backend run "$LAB_BIN/07-selectors/client" -p "$PORT" -n 5 -v
+        [ "$status" -eq 0 ]
+        diff -u "$EXPECTED/07-client.txt" <(echo "$output")
+        stop_pid "$SERVER_PID"
+    done
+}
+
+@test "07: 1,000 requests at once on every backend (a burst of accepts in one batch)" {
+    ulimit -n 4096
+    for backend in select poll epoll; do
+        SELECTOR=$backend start_server 07-selectors/server -q
+        SELECTOR=$backend run "$LAB_BIN/07-selectors/client" -p "$PORT" -n 1000
+        [ "$status" -eq 0 ]
+        [ "$output" = "1000 of 1000 requests served" ]
+        stop_pid "$SERVER_PID"
+    done
+}
+
+@test "07: an unknown SELECTOR is an error, not a silent default" {
+    SELECTOR=kqueue run "$LAB_BIN/07-selectors/server" -p 0
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"sel_open: Invalid argument"* ]]
+}
+
+@test "07 -w 2: two workers serve; SIGINT stops both and prints one summary" {
+    start_server 07-selectors/server -w 2
+    run "$PROBE" churn -p "$PORT" -n 300 -c 20
+    [ "$status" -eq 0 ]
+    wait_for_count '^closed ' 300
+    workers=$(sed -n 's/^connected .* (worker \([0-9]*\))$/\1/p' "$SERVER_LOG" | sort -u | wc -l)
+    echo "workers that served: $workers"
+    [ "$workers" -eq 2 ]
+    [ "$(pgrep -c -P "$SERVER_PID")" -eq 2 ]
+    status=0
+    stop_pid "$SERVER_PID" INT || status=$?
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
+    grep -q '^shutdown: served 300 connections, echoed 2892 bytes$' "$SERVER_LOG"
+    [ "$(pgrep -c -P "$SERVER_PID")" -eq 0 ] || [ "$?" -eq 1 ]
+    SERVER_PID=
+}
+
+@test "07 SELECTOR=select: descriptors past FD_SETSIZE are refused, the rest served" {
+    [ "$(ulimit -Hn)" -ge 2048 ] || skip "needs ulimit -n 2048, hard limit is $(ulimit -Hn)"
+    ulimit -n 2048
+    SELECTOR=select start_server 07-selectors/server
+    background hold "$PROBE" hold -p "$PORT" -n 1100 -r -t 60
+    wait_for_line '^holding [0-9]+, refused [0-9]+$' 60 "$BATS_TEST_TMPDIR/hold.out"
+    read -r _ held _ refused < <(tr -d , <"$BATS_TEST_TMPDIR/hold.out")
+    echo "held $held, refused $refused"
+    [ "$refused" -ge 1 ] && [ $((held + refused)) -eq 1100 ]
+    [ "$(grep -c '^refused .*: descriptor [0-9]* >= FD_SETSIZE (1024)$' "$SERVER_LOG")" -eq "$refused" ]
+}
