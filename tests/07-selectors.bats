@@ -46,14 +46,18 @@ load helpers
     workers=$(sed -n 's/^connected .* (worker \([0-9]*\))$/\1/p' "$SERVER_LOG" | sort -u | wc -l)
     echo "workers that served: $workers"
     [ "$workers" -eq 2 ]
-    [ "$(pgrep -c -P "$SERVER_PID")" -eq 2 ]
+    mapfile -t worker_pids < <(pgrep -P "$SERVER_PID")
+    [ "${#worker_pids[@]}" -eq 2 ]
     status=0
     stop_pid "$SERVER_PID" INT || status=$?
+    SERVER_PID=
     [ "$status" -eq 0 ]
     [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
     grep -q '^shutdown: served 300 connections, echoed 2892 bytes$' "$SERVER_LOG"
-    [ "$(pgrep -c -P "$SERVER_PID")" -eq 0 ] || [ "$?" -eq 1 ]
-    SERVER_PID=
+    # Every worker is gone too: not orphaned, still holding the port.
+    for pid in "${worker_pids[@]}"; do
+        ! kill -0 "$pid" 2>/dev/null || { echo "worker $pid still runs"; false; }
+    done
 }
 
 @test "07 SELECTOR=select: descriptors past FD_SETSIZE are refused, the rest served" {
