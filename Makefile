@@ -3,6 +3,7 @@
 #   make test         run the bats suite; ends with "N passed, N failed"
 #   make check        the same suite with every program built under ASan + UBSan (in .san/)
 #   make demo         the instructor's walk through the stages, with measured numbers
+#   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
 #   make clean
 # CC and CFLAGS may be overridden (make CC=clang); WERROR=1 turns warnings into errors.
 
@@ -16,7 +17,8 @@ SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 # Every .c file in a stage directory is one program, built from that file alone,
 # except a stage's library: 07's programs also link its selectors.c.
 LIBRARIES := 07-selectors/selectors.c
-SOURCES := $(filter-out $(LIBRARIES),$(sort $(wildcard [0-9][0-9]-*/*.c))) tests/probe.c
+SOURCES := $(filter-out $(LIBRARIES),$(sort $(wildcard [0-9][0-9]-*/*.c))) tests/probe.c \
+	tests/bench/loadgen.c
 PROGRAMS := $(SOURCES:.c=)
 SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
 SELECTORS := $(wildcard 07-selectors/selectors.[ch])
@@ -54,8 +56,11 @@ check: $(SAN_PROGRAMS)
 demo: all
 	tests/demo
 
+bench: all
+	tests/bench/run
+
 clean:
 	rm -f $(PROGRAMS)
 	rm -rf .san
 
-.PHONY: all test check demo clean
+.PHONY: all test check demo bench clean
