@@ -95,6 +95,17 @@ echo
 echo "Coroutine switch cost: not measured, 08-coroutines is not built yet."
 echo "Written: $out/bench.md, $out/bench.svg"
 
+# svg_bar Y HEIGHT LABEL SHOWN WIDTH COLOUR: one labelled bar, or (WIDTH "-") a grey note.
+svg_bar() {
+    echo "<text x='10' y='$(($1 + $2 - 3))'>$3</text>"
+    if [ "$5" = - ]; then
+        echo "<text x='150' y='$(($1 + $2 - 3))' fill='#888'>$4</text>"
+    else
+        echo "<rect x='150' y='$1' width='$5' height='$2' fill='$6'/>"
+        echo "<text x='$((156 + $5))' y='$(($1 + $2 - 3))'>$4</text>"
+    fi
+}
+
 # The SVG: two panels of horizontal bars, drawn by hand (no plotting dependency).
 {
     rows=$(labels | wc -l)
@@ -107,13 +118,10 @@ echo "Written: $out/bench.md, $out/bench.svg"
     y=40
     while read -r label; do
         read -r _ _ _ cpu _ _ _ why <<<"${cell["$label|$chart_at"]}"
-        echo "<text x='10' y='$((y + 13))'>$label</text>"
         if [ "$cpu" = - ]; then
-            echo "<text x='150' y='$((y + 13))' fill='#888'>${why:-not measured}</text>"
+            svg_bar "$y" 16 "$label" "${why:-not measured}" - ""
         else
-            w=$(awk -v v="$cpu" -v m="$max" 'BEGIN { printf "%d", v / m * 500 }')
-            echo "<rect x='150' y='$y' width='$w' height='16' fill='#4a7bb7'/>"
-            echo "<text x='$((156 + w))' y='$((y + 13))'>$cpu</text>"
+            svg_bar "$y" 16 "$label" "$cpu" "$(awk -v v="$cpu" -v m="$max" 'BEGIN { printf "%d", v / m * 500 }')" '#4a7bb7'
         fi
         y=$((y + 22))
     done < <(labels)
@@ -124,14 +132,12 @@ echo "Written: $out/bench.md, $out/bench.svg"
     for m in "04 select" "05 poll" "06 epoll"; do
         for k in "${idle_counts[@]}"; do
             v=${c10k["$m|$k"]}
-            echo "<text x='10' y='$((y + 11))'>$m, K=$k</text>"
             if [ "$v" = - ]; then
-                echo "<text x='150' y='$((y + 11))' fill='#888'>1024 cap</text>"
+                svg_bar "$y" 12 "$m, K=$k" "1024 cap" - ""
             else
                 # log scale from 1 µs: select's and poll's growth spans three decades
-                w=$(awk -v v="$v" -v m="$max" 'BEGIN { printf "%d", (v > 1 ? log(v) : 0) / log(m > 1 ? m : 2) * 500 }')
-                echo "<rect x='150' y='$y' width='$w' height='12' fill='#c0504d'/>"
-                echo "<text x='$((156 + w))' y='$((y + 11))'>$v</text>"
+                svg_bar "$y" 12 "$m, K=$k" "$v" \
+                    "$(awk -v v="$v" -v m="$max" 'BEGIN { printf "%d", (v > 1 ? log(v) : 0) / log(m > 1 ? m : 2) * 500 }')" '#c0504d'
             fi
             y=$((y + 16))
         done
