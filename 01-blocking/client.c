@@ -89,6 +89,13 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;           /* a signal cut the pause short: sleep the rest */
+}
+
 static int connect_to(void)
 {
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
@@ -146,7 +153,7 @@ static ssize_t read_line(int fd, char *line, size_t size)
             return 0;       /* EOF before the whole line */
         if (n == -1) {
             if (errno == EINTR)
-                continue;
+                continue;   /* interrupted by a signal: read again */
             return -1;      /* ECONNRESET and friends */
         }
         got += (size_t)n;
@@ -197,8 +204,7 @@ int main(int argc, char **argv)
         failed |= !ok;
     }
     if (hold_ms > 0)
-        nanosleep(&(struct timespec){ .tv_sec = hold_ms / 1000,
-                                      .tv_nsec = hold_ms % 1000 * 1000000 }, NULL);
+        sleep_ms(hold_ms);
     if (close(fd) == -1)
         die("close");
     return failed;

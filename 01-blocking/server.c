@@ -197,7 +197,8 @@ int main(int argc, char **argv)
 {
     parse_options(argc, argv);
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
+        die("setvbuf");
     install_signals();
     int lfd = listen_on();
 

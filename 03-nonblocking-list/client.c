@@ -121,7 +121,8 @@ static int connect_to(void)
         return -1;
     if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
         int saved = errno;  /* close() must not clobber connect's reason */
-        close(fd);
+        if (close(fd) == -1)
+            perror("close");
         errno = saved;
         return -1;
     }
@@ -172,7 +173,7 @@ static ssize_t read_line(int fd, char *line, size_t size)
             return 0;       /* EOF before the whole line */
         if (n == -1) {
             if (errno == EINTR)
-                continue;
+                continue;   /* interrupted by a signal: read again */
             return -1;      /* ECONNRESET, or EAGAIN when SO_RCVTIMEO ran out */
         }
         got += (size_t)n;
@@ -296,6 +297,7 @@ int main(int argc, char **argv)
         free(cs[i].rtt);
     free(cs);
     free(tids);
-    pthread_barrier_destroy(&all_served);
+    if ((err = pthread_barrier_destroy(&all_served)) != 0)
+        fprintf(stderr, "pthread_barrier_destroy: %s\n", strerror(err));
     return ok == nclients ? 0 : 1;
 }

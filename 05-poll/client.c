@@ -163,6 +163,7 @@ static void step(struct req *r, int readable, int writable)
         r->state = SENDING;
     }
     if (r->state == SENDING && writable) {
+        /* EAGAIN (the buffer filled since) or EINTR: not an error, try next time. */
         ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
         if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             fail(r, strerror(errno));
@@ -170,7 +171,8 @@ static void step(struct req *r, int readable, int writable)
             r->state = READING;     /* a short write leaves the rest for next time */
     }
     if (r->state == READING && readable) {
-        /* Read no further than the reply's length: TCP may hand it over in pieces. */
+        /* Read no further than the reply's length: TCP may hand it over in pieces.
+         * EAGAIN (a false alarm) or EINTR: not an error, wait for the next readiness. */
         ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
         if (n == 0)
             fail(r, "server closed");
@@ -222,7 +224,7 @@ int main(int argc, char **argv)
         if (left <= 0)
             break;
         if (poll(pfds, (nfds_t)nconns, (int)(left * 1000) + 1) == -1 && errno != EINTR)
-            die("poll");
+            die("poll");    /* EINTR: the next turn works out the time left */
         finished = 0;
         for (long i = 0; i < nconns; i++) {
             struct req *r = &reqs[i];

@@ -166,6 +166,7 @@ static void step(struct req *r, int readable, int writable)
         r->state = SENDING;
     }
     if (r->state == SENDING && writable) {
+        /* EAGAIN (the buffer filled since) or EINTR: not an error, try next time. */
         ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
         if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             fail(r, strerror(errno));
@@ -173,7 +174,8 @@ static void step(struct req *r, int readable, int writable)
             r->state = READING;     /* a short write leaves the rest for next time */
     }
     if (r->state == READING && readable) {
-        /* Read no further than the reply's length: TCP may hand it over in pieces. */
+        /* Read no further than the reply's length: TCP may hand it over in pieces.
+         * EAGAIN (a false alarm) or EINTR: not an error, wait for the next readiness. */
         ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
         if (n == 0)
             fail(r, "server closed");
@@ -243,7 +245,7 @@ int main(int argc, char **argv)
             break;
         int ready = epoll_wait(epfd, events, MAX_EVENTS, (int)(left * 1000) + 1);
         if (ready == -1 && errno != EINTR)
-            die("epoll_wait");
+            die("epoll_wait");  /* EINTR: the next turn works out the time left */
         for (int k = 0; k < ready; k++) {
             long i = (long)events[k].data.u64;
             uint32_t ev = events[k].events;

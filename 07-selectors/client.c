@@ -171,6 +171,7 @@ static void on_writable(struct req *r)
             return;
         }
     }
+    /* EAGAIN (the buffer filled since) or EINTR: not an error, try next turn. */
     ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
     if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         finish(r, strerror(errno));
@@ -179,7 +180,8 @@ static void on_writable(struct req *r)
         die("sel_modify");  /* a short write leaves the rest for the next turn */
 }
 
-/* Readable: collect the reply, which may come in pieces, up to its length. */
+/* Readable: collect the reply, which may come in pieces, up to its length.
+ * EAGAIN (a false alarm) or EINTR: not an error, wait for the next readiness. */
 static void on_readable(struct req *r)
 {
     ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
