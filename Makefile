@@ -15,16 +15,28 @@ endif
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 # Every .c file in a stage directory is one program, built from that file alone,
-# except a stage's library: 07's programs also link its selectors.c.
+# except a stage's library: 07's programs also link its selectors.c. 08 has its own
+# Makefile: all its programs link its coroutine runtime, with a choice of context switch.
 LIBRARIES := 07-selectors/selectors.c
-SOURCES := $(filter-out $(LIBRARIES),$(sort $(wildcard [0-9][0-9]-*/*.c))) tests/probe.c \
-	tests/bench/loadgen.c
+SOURCES := $(filter-out $(LIBRARIES) 08-coroutines/%,$(sort $(wildcard [0-9][0-9]-*/*.c))) \
+	tests/probe.c tests/bench/loadgen.c
 PROGRAMS := $(SOURCES:.c=)
 SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
 SELECTORS := $(wildcard 07-selectors/selectors.[ch])
 SAN_REPORTS := $(CURDIR)/.san/reports
 
-all: $(PROGRAMS)
+all: $(PROGRAMS) stage08
+
+# Both context switches are built, so that the tests run both: the hand-written
+# one beside the sources, the ucontext one in 08-coroutines/ucontext/.
+stage08:
+	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)'
+	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
+		CTX=ucontext OUT=ucontext
+
+san-stage08:
+	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
+		EXTRA='$(SANITIZE)' OUT=$(CURDIR)/.san/08-coroutines
 
 # 07's programs are rebuilt when its library changes (after all: the first target is the default).
 $(filter 07-selectors/%,$(PROGRAMS)) $(filter .san/07-selectors/%,$(SAN_PROGRAMS)): $(SELECTORS)
@@ -43,7 +55,7 @@ test: all
 
 # ASan reports go to files (any file is a failure); every test also scans the stderr it
 # captured, since gcc's UBSan ignores log_path when ASan is linked in.
-check: $(SAN_PROGRAMS)
+check: $(SAN_PROGRAMS) san-stage08
 	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
 	LAB_BIN=$(CURDIR)/.san \
 	ASAN_OPTIONS=log_path=$(SAN_REPORTS)/asan:detect_leaks=1 \
@@ -61,6 +73,8 @@ bench: all
 
 clean:
 	rm -f $(PROGRAMS)
+	$(MAKE) -C 08-coroutines clean
+	rm -rf 08-coroutines/ucontext
 	rm -rf .san
 
-.PHONY: all test check demo bench clean
+.PHONY: all stage08 san-stage08 test check demo bench clean

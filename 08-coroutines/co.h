@@ -1,0 +1,83 @@
+/*
+ * 08-coroutines/co.h: a small coroutine runtime with an epoll hub.
+ *
+ * Coroutines are concurrency inside one thread (notes 003): each has a stack of
+ * its own, and switching between them is a function call that swaps stacks, no
+ * kernel involved. Three ways to switch, from the notes' three libraries:
+ *   - co_switch()            greenlet: run that coroutine now, hand it a value;
+ *   - co_yield()             a generator's yield: let the others run, then go on;
+ *   - co_recv(), co_sleep_ms() and the rest
+ *                            gevent: when the call would block, park here and let
+ *                            the hub run someone else until the descriptor is
+ *                            ready (or the time has come).
+ * The hub is a coroutine of its own (gevent's): it runs every ready coroutine,
+ * then waits in epoll_wait() with the nearest sleeper's deadline as timeout.
+ *
+ * Every function returns an error (-1 or NULL with errno set) and never exits.
+ * One thread only: the runtime has no locks.
+ */
+#ifndef CO_H
+#define CO_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct co;                              /* a coroutine; the runtime owns it */
+typedef void *co_fn(void *arg);         /* what a coroutine runs; returns its result */
+
+/* gevent.spawn: a coroutine that runs fn(arg) when the hub next gets to it. */
+struct co *co_spawn(co_fn *fn, void *arg);
+
+/* greenlet(fn): a coroutine that starts only when something co_switch()es to it;
+ * the value of that first switch is fn's argument. When fn returns, its creator
+ * resumes (if it is waiting in co_switch) with fn's result as the switch's value. */
+struct co *co_create(co_fn *fn);
+
+/* greenlet's switch: run `to` now, passing it value (what its own co_switch
+ * returns, or its argument if it has not started). Returns the value passed by
+ * whoever switches back here. `to` must be new or waiting in co_switch (EINVAL). */
+void *co_switch(struct co *to, void *value);
+
+/* Let every other ready coroutine run (and the hub look at IO), then go on. */
+void co_yield(void);
+
+/* Wait until c has finished, take its result (if result is not NULL) and free it.
+ * Each coroutine is joined once, or detached. EDEADLK: nothing could ever wake us. */
+int co_join(struct co *c, void **result);
+
+/* Join them all: the wait is the longest of them, not the sum. results may be NULL. */
+int co_joinall(struct co **cs, size_t n, void **results);
+
+/* Nobody will join c: free it when it finishes. */
+int co_detach(struct co *c);
+
+/* The coroutine that is running (the program's main() is one too). */
+struct co *co_self(void);
+
+/* gevent.sleep: park for ms milliseconds on the monotonic clock, others run.
+ * -1 with EINTR if a signal interrupted the main coroutine's sleep. */
+int co_sleep_ms(long ms);
+
+/* The blocking calls, coroutine style: they look blocking to the caller, but
+ * on EAGAIN they park the coroutine until epoll says the descriptor is ready.
+ * The runtime makes each descriptor non-blocking and registers it with epoll
+ * the first time it sees it, once for its life; close it with co_close(). */
+int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
+int co_connect(int fd, const struct sockaddr *addr, socklen_t len);
+ssize_t co_recv(int fd, void *buf, size_t len, int flags);
+ssize_t co_send(int fd, const void *buf, size_t len, int flags);
+int co_close(int fd);
+
+/* sigaction, with one thing more: when the handler has run, the hub wakes the
+ * main coroutine's parked IO call or sleep with EINTR (unless SA_RESTART), as
+ * the kernel interrupts a blocked call in the main thread. Without this, a
+ * signal arriving while another coroutine runs would set the program's flag,
+ * and the main coroutine, parked in co_accept(), would never look at it. */
+int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old);
+
+/* Each coroutine's stack, in bytes, with one inaccessible guard page below it. */
+#define CO_STACK_SIZE (256 * 1024)
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * 08-coroutines/ctx.h: the context switch under the runtime.
+ *
+ * A context is what a paused coroutine needs to go on: its stack pointer, and
+ * the registers the calling convention says a function must give back as it
+ * found them. ctx.c switches by hand (x86-64 and aarch64); ctx-ucontext.c does
+ * the same with makecontext/swapcontext. The Makefile picks one (CTX=ucontext).
+ */
+#ifndef CTX_H
+#define CTX_H
+
+#include <stddef.h>
+
+#ifdef CTX_UCONTEXT
+#include <ucontext.h>
+struct ctx {
+    ucontext_t uc;
+};
+#else
+struct ctx {
+    void *sp;           /* the rest is saved on the stack this points into */
+};
+#endif
+
+/* Prepare c to start entry() on the stack [stack, stack + size) at its first
+ * switch. entry() must never return: a finished coroutine switches away.
+ * 0, or -1 with errno set. */
+int ctx_make(struct ctx *c, void *stack, size_t size, void (*entry)(void));
+
+/* Save the running context in from and resume to, where it last switched
+ * away (or at its entry). Returns when something switches back to from. */
+void ctx_switch(struct ctx *from, struct ctx *to);
+
+/* Which switch this is, for the benchmark's output. */
+extern const char ctx_kind[];
+
+#endif

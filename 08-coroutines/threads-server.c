@@ -1,0 +1,301 @@
+/*
+ * 01-blocking/threads-server.c: one thread per client.
+ *
+ * Teaches: the classic fix for the iterative server (server.c beside this
+ * file). Every call still blocks, but each accepted connection gets a thread
+ * of its own, so a client that takes its time blocks only its own thread.
+ * This is what Python's socketserver.ThreadingTCPServer does (notes 004) and
+ * the threads of notes 003.
+ *
+ * Build and run:  cc -std=c11 -pthread -o threads-server threads-server.c
+ *                 ./threads-server -p 8080, then several `nc 127.0.0.1 8080`
+ *
+ * Look at: spawn() and serve_thread(); serve() is the iterative server's,
+ * unchanged but for the lock around the shared byte counter.
+ * Pitfall: a signal goes to any thread that does not block it. Workers block
+ * SIGINT and SIGTERM so that the main thread's accept() is the one that sees
+ * EINTR and stops.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUFSIZE 4096
+
+static const char *prog;                /* argv[0], for messages */
+static const char *bind_addr = "127.0.0.1";
+static int bind_port = 8080;
+static int verbosity = 1;               /* 0 with -q, 2 with -v */
+static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static unsigned long served;            /* connections accepted */
+static unsigned long long echoed;       /* bytes sent back, by every thread */
+static pthread_mutex_t echoed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct conn {           /* what a new thread needs to know, owned by that thread */
+    int fd;
+    char peer[32];
+};
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+/* pthread functions return an error number instead of setting errno. */
+static void die_with(const char *what, int err)
+{
+    errno = err;
+    die(what);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
+                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -v        verbose: also log each read and write\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:qvh")) != -1) {
+        switch (c) {
+        case 'a': bind_addr = optarg; break;
+        case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void install_signals(void)
+{
+    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+}
+
+/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
+static int listen_on(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
+    socklen_t len = sizeof sin;
+    int fd, one = 1;
+
+    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+        usage(stderr);
+        exit(2);
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+        die("socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+        die("setsockopt");
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+        exit(1);
+    }
+    if (listen(fd, SOMAXCONN) == -1)
+        die("listen");
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        die("getsockname");
+    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    return fd;
+}
+
+static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
+{
+    char ip[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* send() may take only part of the buffer (a short write): loop until all is sent. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, 0);
+        if (n == -1) {
+            if (errno == EINTR && !stop)
+                continue;   /* interrupted by a signal that is not a stop: try again */
+            return -1;      /* EPIPE or ECONNRESET: the peer is gone; or we are stopping */
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Echo upper-cased until the client's EOF. Other clients have threads of their own. */
+static void serve(int fd, const char *peer)
+{
+    char buf[BUFSIZE];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0)
+            break;          /* EOF: the client shut its sending side; we owe nothing more */
+        if (n == -1) {
+            if (errno == EINTR && !stop)
+                continue;   /* a signal that is not a stop: read again */
+            if (errno != EINTR && verbosity >= 2)
+                printf("recv %s: %s\n", peer, strerror(errno));   /* e.g. ECONNRESET */
+            break;
+        }
+        if (verbosity >= 2)
+            printf("read %s %zd bytes\n", peer, n);
+        upper(buf, (size_t)n);
+        if (send_all(fd, buf, (size_t)n) == -1)
+            break;
+        /* Other threads add to it too. (A default mutex cannot fail to lock or
+         * unlock when used as here, so these two are not checked.) */
+        pthread_mutex_lock(&echoed_lock);
+        echoed += (unsigned long long)n;
+        pthread_mutex_unlock(&echoed_lock);
+        if (verbosity >= 2)
+            printf("wrote %s %zd bytes\n", peer, n);
+    }
+}
+
+static void *serve_thread(void *arg)
+{
+    struct conn *c = arg;
+    serve(c->fd, c->peer);
+    if (close(c->fd) == -1)
+        perror("close");
+    if (verbosity >= 1)
+        printf("closed %s\n", c->peer);
+    free(c);
+    return NULL;
+}
+
+/* Start a thread for the connection; if none can be had, close it and go on. */
+static void spawn(struct conn *c)
+{
+    sigset_t stops, old;
+    pthread_t tid;
+    int err, err2;
+
+    /* A new thread inherits our signal mask: with SIGINT and SIGTERM blocked around
+     * its creation, only the main thread takes them, and its accept() sees EINTR. */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if ((err = pthread_sigmask(SIG_BLOCK, &stops, &old)) != 0)
+        die_with("pthread_sigmask", err);
+    err = pthread_create(&tid, NULL, serve_thread, c);
+    if ((err2 = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+        die_with("pthread_sigmask", err2);
+    if (err != 0) {
+        /* EAGAIN: out of threads or memory. That costs this client, not the server. */
+        fprintf(stderr, "pthread_create: %s\n", strerror(err));
+        if (close(c->fd) == -1)
+            perror("close");
+        if (verbosity >= 1)
+            printf("closed %s\n", c->peer);
+        free(c);
+    } else if ((err = pthread_detach(tid)) != 0) {  /* nobody joins: let it clean up */
+        die_with("pthread_detach", err);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    /* Line-buffered even into a pipe or file: tests wait for each log line. */
+    if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
+        die("setvbuf");
+    install_signals();
+    int lfd = listen_on();
+
+    while (!stop) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof sin;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;   /* a signal (the loop checks stop), or the client left first */
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: the connection waits in the backlog; retrying at
+                 * once would spin, so pause until a descriptor may have been freed. */
+                perror("accept");
+                /* EINTR cuts the pause short, which is what a stop wants. */
+                nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
+                continue;
+            }
+            die("accept");
+        }
+        served++;
+        if ((c = malloc(sizeof *c)) == NULL)
+            die("malloc");
+        c->fd = fd;
+        peer_name(&sin, c->peer, sizeof c->peer);
+        if (verbosity >= 1)
+            printf("connected %s\n", c->peer);
+        spawn(c);
+    }
+    if (close(lfd) == -1)
+        perror("close");
+    /* Returning from main ends every thread; the kernel closes their connections. */
+    pthread_mutex_lock(&echoed_lock);
+    unsigned long long total = echoed;
+    pthread_mutex_unlock(&echoed_lock);
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", served, total);
+    return 0;
+}
