@@ -53,7 +53,7 @@ struct co {
     struct ctx ctx;             /* registers and stack pointer while not running */
     enum state state;
     co_fn *fn;
-    void *value;                /* passed in by co_switch (or fn's argument), then fn's result */
+    void *value;                /* fn's argument, then its result */
     struct co *parent;          /* co_create()'s caller: resumed when fn returns */
     struct co *next;            /* run queue or zombie list */
     struct co *joiner;          /* parked in co_join() on us */
@@ -120,14 +120,21 @@ static void asan_arrive(struct co *self) { (void)self; }
 
 /* ---- switching ---- */
 
-static void switch_to(struct co *to)
+/* Run `to`, handing it value; returns the value handed to us when we run again.
+ * A coroutine resumed with an error (EDEADLK) finds it in errno. Inline, so that
+ * in co_switch() ctx_switch is the last call (asan_arrive is empty but under
+ * ASan) and becomes a jump: the switch back lands straight in our caller. */
+static inline void *switch_to(struct co *to, void *value)
 {
     struct co *from = current;
     current = to;
     to->state = RUNNING;
+    if (to->wake_error != 0)
+        errno = to->wake_error;
     asan_leave(from, to);
-    ctx_switch(&from->ctx, &to->ctx);
+    value = ctx_switch(&from->ctx, &to->ctx, value);
     asan_arrive(current);       /* back in `from`, switched to by someone */
+    return value;
 }
 
 static void enqueue(struct co *c)
@@ -229,7 +236,7 @@ static int park(int interruptible)
     current->state = PARKED;
     current->interruptible = interruptible;
     current->wake_error = 0;
-    switch_to(hub);
+    switch_to(hub, NULL);
     current->interruptible = 0;
     if (current->wake_error != 0) {
         errno = current->wake_error;
@@ -273,12 +280,9 @@ static void finish(struct co *self)
     }
     /* greenlet: a finished coroutine returns to its creator, if that one waits in
      * co_switch, with the result as the switch's value; otherwise to the hub. */
-    if (self->parent && self->parent->state == SUSPENDED) {
+    if (self->parent && self->parent->state == SUSPENDED)
         to = self->parent;
-        to->value = self->value;
-        to->wake_error = 0;
-    }
-    switch_to(to);                      /* never comes back */
+    switch_to(to, self->value);         /* never comes back */
 }
 
 static void entry(void)
@@ -369,23 +373,21 @@ void *co_switch(struct co *to, void *value)
         errno = EINVAL;
         return NULL;
     }
-    to->value = value;
+    if (to->state == NEW)
+        to->value = value;      /* its fn's argument */
     current->state = SUSPENDED;
     current->wake_error = 0;
-    switch_to(to);
-    if (current->wake_error != 0) {     /* the hub found nothing could ever switch back */
-        errno = current->wake_error;
-        return NULL;
-    }
-    return current->value;
+    /* NULL with EDEADLK if the hub finds that nothing could ever switch back. */
+    return switch_to(to, value);
 }
 
 void co_yield(void)
 {
     if (start() == -1)
         return;                 /* no hub, so nobody else to run: go on */
+    current->wake_error = 0;
     enqueue(current);
-    switch_to(hub);
+    switch_to(hub, NULL);
 }
 
 int co_join(struct co *c, void **result)
@@ -501,7 +503,7 @@ static void hub_main(void)
         struct co *last = ready_tail;
         while (last) {
             struct co *c = dequeue();
-            switch_to(c);
+            switch_to(c, NULL);
             if (c == last)
                 break;
         }

@@ -24,11 +24,16 @@ int ctx_make(struct ctx *c, void *stack, size_t size, void (*entry)(void))
     return 0;
 }
 
-void ctx_switch(struct ctx *from, struct ctx *to)
+/* swapcontext carries no value: it waits here for the other side to pick up. */
+static void *handed;
+
+void *ctx_switch(struct ctx *from, struct ctx *to, void *value)
 {
+    handed = value;
     /* It fails only on a bad pointer: the runtime is broken and cannot go on. */
     if (swapcontext(&from->uc, &to->uc) == -1) {
         perror("swapcontext");
         abort();
     }
+    return handed;
 }

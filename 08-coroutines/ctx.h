@@ -28,8 +28,9 @@ struct ctx {
 int ctx_make(struct ctx *c, void *stack, size_t size, void (*entry)(void));
 
 /* Save the running context in from and resume to, where it last switched
- * away (or at its entry). Returns when something switches back to from. */
-void ctx_switch(struct ctx *from, struct ctx *to);
+ * away (or at its entry), handing it value: what to's own ctx_switch returns.
+ * Returns when something switches back to from, with the value handed over. */
+void *ctx_switch(struct ctx *from, struct ctx *to, void *value);
 
 /* Which switch this is, for the benchmark's output. */
 extern const char ctx_kind[];

@@ -1,0 +1,216 @@
+/*
+ * 08-coroutines/client.c: many clients, one coroutine each, in one thread.
+ *
+ * Teaches: the notes' 500-thread client (003), with coroutines for threads.
+ * Each client is straight blocking-style code: connect, send a line, read the
+ * reply, again. Compare 06-epoll/client.c, which does the same with a state
+ * machine per connection and one epoll loop: here the hub (co.c) runs that
+ * loop, and each client's state is simply where its coroutine stands.
+ *
+ * Build and run:  make, then ./client -p 8080 -n 500 -m 3
+ *
+ * Look at: talk(), and main(), which spawns one coroutine per client and joins
+ * them all. Pitfall: each connection is a descriptor: raise ulimit -n first.
+ * Exit status: 0 when every client got every reply, 1 otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "co.h"
+
+#define LINE_BYTES 32           /* "hello 1000000\n" and its reply fit */
+#define MAX_IN_FLIGHT 256       /* clients connecting at once: more overflow the server's
+                                 * accept queue and cost a 1 s retry */
+
+struct client {                 /* one client's outcome, printed in order at the end */
+    long k;                     /* 1, 2, ...: its line is "hello k" */
+    int fd;                     /* kept open until every client is done: N at once */
+    char out[LINE_BYTES], in[LINE_BYTES];
+    const char *error;          /* why it failed; NULL if served */
+};
+
+static const char *prog;                /* argv[0], for messages */
+static const char *server_addr = "127.0.0.1";
+static int server_port = 8080;
+static long nclients = 500;             /* -n: the notes' 500 threads */
+static long nmessages = 1;              /* -m: lines each client sends */
+static int verbose;                     /* -v: print every reply */
+static struct sockaddr_in server;
+static int connecting;                  /* clients spawned whose connect has not ended */
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CLIENTS] [-m MESSAGES] [-v] [-h]\n"
+                "  runs CLIENTS coroutines at once; each sends MESSAGES lines, one at a time\n"
+                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -p PORT   server port (default 8080)\n"
+                "  -n N      clients (default 500; raise ulimit -n to match)\n"
+                "  -m M      lines each client sends, waiting for each reply (default 1)\n"
+                "  -v        print every client's last reply, in order\n"
+                "  -h        this help\n", prog);
+}
+
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
+        usage(stderr);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    int c;
+    prog = argv[0];
+    while ((c = getopt(argc, argv, "a:p:n:m:vh")) != -1) {
+        switch (c) {
+        case 'a': server_addr = optarg; break;
+        case 'p': server_port = (int)number(c, optarg, 65535); break;
+        case 'n': nclients = number(c, optarg, 1000000); break;
+        case 'm': nmessages = number(c, optarg, 1000000); break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind != argc || nclients == 0 || nmessages == 0) {
+        usage(stderr);
+        exit(2);
+    }
+    server = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
+    if (inet_pton(AF_INET, server_addr, &server.sin_addr) != 1) {
+        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
+        usage(stderr);
+        exit(2);
+    }
+}
+
+/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
+static void upper(char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] >= 'a' && buf[i] <= 'z')
+            buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+/* co_send() may take only part of the buffer (a short write): loop until all is sent. */
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = co_send(fd, buf, len, 0);
+        if (n == -1)
+            return -1;      /* EPIPE or ECONNRESET: the server is gone */
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read one reply line into in; the server may send it in pieces. */
+static const char *read_line(int fd, char *in)
+{
+    size_t got = 0;
+    while (got == 0 || in[got - 1] != '\n') {
+        if (got == LINE_BYTES - 1)
+            return "reply too long";
+        ssize_t n = co_recv(fd, in + got, LINE_BYTES - 1 - got, 0);
+        if (n == 0)
+            return "closed by the server";
+        if (n == -1)
+            return strerror(errno);     /* ECONNRESET and the like */
+        got += (size_t)n;
+    }
+    in[got] = '\0';
+    return NULL;
+}
+
+/* One client, as the notes' thread: connect, then send and read, nmessages times. */
+static void *talk(void *arg)
+{
+    struct client *c = arg;
+    char want[LINE_BYTES];
+
+    if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
+        connecting--;
+        c->error = strerror(errno);     /* EMFILE: raise ulimit -n */
+        return NULL;
+    }
+    int connected = co_connect(c->fd, (struct sockaddr *)&server, sizeof server);
+    connecting--;
+    if (connected == -1) {
+        c->error = strerror(errno);     /* ECONNREFUSED... */
+        return NULL;
+    }
+    snprintf(c->out, sizeof c->out, "hello %ld\n", c->k);
+    for (long m = 0; m < nmessages && c->error == NULL; m++) {
+        if (send_all(c->fd, c->out, strlen(c->out)) == -1) {
+            c->error = strerror(errno);
+        } else if ((c->error = read_line(c->fd, c->in)) == NULL) {
+            strcpy(want, c->out);
+            upper(want, strlen(want));
+            if (strcmp(c->in, want) != 0)
+                c->error = "wrong reply";
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    parse_options(argc, argv);
+    struct client *clients = calloc((size_t)nclients, sizeof *clients);
+    struct co **cos = calloc((size_t)nclients, sizeof *cos);
+    if (clients == NULL || cos == NULL)
+        die("calloc");
+    for (long i = 0; i < nclients; i++) {
+        clients[i].k = i + 1;
+        clients[i].fd = -1;
+        /* At most MAX_IN_FLIGHT connecting: wait for a turn. The clients run
+         * while we sleep, and a millisecond is about what a connect takes. */
+        while (connecting >= MAX_IN_FLIGHT)
+            if (co_sleep_ms(1) == -1)
+                die("co_sleep_ms");
+        if ((cos[i] = co_spawn(talk, &clients[i])) == NULL)
+            die("co_spawn");
+        connecting++;
+    }
+    /* The clients run while we wait here: joinall returns when the last is done. */
+    if (co_joinall(cos, (size_t)nclients, NULL) == -1)
+        die("co_joinall");
+
+    long served = 0;
+    for (long i = 0; i < nclients; i++) {
+        struct client *c = &clients[i];
+        if (c->error)
+            printf("hello %ld -> %s\n", c->k, c->error);
+        else if (verbose)
+            printf("%.*s -> %.*s\n", (int)strlen(c->out) - 1, c->out, (int)strlen(c->in) - 1, c->in);
+        served += c->error == NULL;
+        /* Every connection stayed open until all were done: N at once. */
+        if (c->fd != -1 && co_close(c->fd) == -1)
+            die("close");
+    }
+    printf("%ld of %ld connections served\n", served, nclients);
+    free(cos);
+    free(clients);
+    return served == nclients ? 0 : 1;
+}
