@@ -55,6 +55,9 @@ struct co {
     co_fn *fn;
     void *value;                /* fn's argument, then its result */
     struct co *parent;          /* co_create()'s caller: resumed when fn returns */
+    int children;               /* co_create()d by us and not yet freed: they point here */
+    int freed;                  /* joined, or detached and finished; the struct stays
+                                 * while children point here */
     struct co *next;            /* run queue or zombie list */
     struct co *joiner;          /* parked in co_join() on us */
     int detached;
@@ -265,7 +268,16 @@ static void free_co(struct co *c)
 #endif
     /* munmap fails only on a bad range, which this one is not. */
     (void)munmap(c->map, c->map_size);
-    free(c);
+    c->freed = 1;
+    /* The coroutines it created look at their parent when they finish: keep the
+     * struct (DEAD, so nobody returns to it) until the last of them is freed. */
+    while (c != NULL && c->freed && c->children == 0) {
+        struct co *parent = c->parent;
+        free(c);
+        if (parent != NULL)
+            parent->children--;
+        c = parent;
+    }
 }
 
 static void finish(struct co *self)
@@ -364,6 +376,7 @@ struct co *co_create(co_fn *fn)
     if (start() == -1 || (c = new_co(fn, entry)) == NULL)
         return NULL;
     c->parent = current;
+    current->children++;
     return c;
 }
 
@@ -440,7 +453,9 @@ int co_sleep_ms(long ms)
 {
     if (start() == -1)
         return -1;
-    current->deadline = now_ns() + (ms > 0 ? ms : 0) * 1000000LL;
+    long long now = now_ns(), room = (LLONG_MAX - now) / 1000000;
+    /* Beyond the clock's range (~292 years) is forever: clamp, not overflow into the past. */
+    current->deadline = now + (ms <= 0 ? 0 : ms > room ? room : ms) * 1000000LL;
     if (heap_push(current) == -1)
         return -1;
     return park(1);
@@ -512,7 +527,8 @@ static void hub_main(void)
         if (ready_head) {
             timeout = 0;                /* just look */
         } else if (nsleepers > 0) {
-            long long ms = (sleepers[0]->deadline - now_ns() + 999999) / 1000000;
+            long long left = sleepers[0]->deadline - now_ns();
+            long long ms = left / 1000000 + (left % 1000000 > 0);   /* rounded up: never early */
             timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
         } else if (waiting_io == 0) {
             deadlock(EDEADLK);

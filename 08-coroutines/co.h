@@ -75,6 +75,7 @@ int co_close(int fd);
  * the kernel interrupts a blocked call in the main thread. Without this, a
  * signal arriving while another coroutine runs would set the program's flag,
  * and the main coroutine, parked in co_accept(), would never look at it. */
+struct sigaction;        /* declared by <signal.h> only with POSIX asked for */
 int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old);
 
 /* Each coroutine's stack, in bytes, with one inaccessible guard page below it. */

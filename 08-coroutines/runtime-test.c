@@ -135,7 +135,7 @@ static size_t fill(int fd)
     return total;
 }
 
-/* A listener on 127.0.0.1 and a port the kernel picks; *port gets it. */
+/* A listener on 127.0.0.1, on a port the kernel picks: *addr gets its address. */
 static int make_listener(struct sockaddr_in *addr)
 {
     socklen_t len = sizeof *addr;
@@ -179,7 +179,8 @@ static void on_watchdog(int sig)
     static const char hung[] = "FAIL (hung) ";
     (void)sig;
     /* write() and strlen() are async-signal-safe; a short write cannot be helped. */
-    if (write(STDOUT_FILENO, hung, sizeof hung - 1) == -1 || write(STDOUT_FILENO, test, strlen(test)) == -1
+    if (write(STDOUT_FILENO, hung, sizeof hung - 1) == -1
+            || write(STDOUT_FILENO, test, strlen(test)) == -1
             || write(STDOUT_FILENO, "\n", 1) == -1) {
         /* nothing else to do: the exit status says it */
     }
@@ -275,7 +276,8 @@ static void test_join_frees(void)
     if (!CHECK(stack_page_seen != NULL, "it ran"))
         return;
     CHECK(mapped(stack_page_seen), "finished, not joined: its stack is still there");
-    CHECK(co_join(c, &result) == 0 && ptr_int(result) == 42, "co_join of a finished one: the result");
+    CHECK(co_join(c, &result) == 0 && ptr_int(result) == 42,
+          "co_join of a finished one: the result");
     CHECK(!mapped(stack_page_seen), "joined: its stack is unmapped");
 }
 
@@ -501,6 +503,31 @@ static void test_switch_errors(void)
     CHECK(co_join(g, NULL) == 0, "co_join of the finished one");
 }
 
+static void *make_child(void *arg)
+{
+    (void)arg;
+    return co_create(square);   /* never switched to by its creator */
+}
+
+/* co_create: "when fn returns, its creator resumes (if it is waiting in co_switch)":
+ * a creator that has finished and been freed is not waiting, and the child's end
+ * must not touch it. (Under ASan this is where a dangling parent shows.) */
+static void test_creator_gone(void)
+{
+    void *child = NULL, *result = NULL;
+    struct co *c;
+
+    test = "a coroutine outlives its creator";
+    if (!CHECK((c = co_spawn(make_child, NULL)) != NULL, "co_spawn"))
+        return;
+    if (!CHECK(co_join(c, &child) == 0 && child != NULL, "the creator finished, joined and freed"))
+        return;
+    errno = 0;
+    CHECK(co_switch(child, int_ptr(5)) == NULL && errno == EDEADLK,
+          "main (not its creator) is not switched back to: NULL, EDEADLK");
+    CHECK(co_join(child, &result) == 0 && ptr_int(result) == 25, "its result is there for co_join");
+}
+
 /* ---------------------------------------------------------------- co_yield */
 
 #define ROUNDS 4
@@ -623,7 +650,7 @@ static void test_sleep_many(void)
 {
     struct co **cs = malloc((MANY + 1) * sizeof *cs);
     unsigned long long seed = 0x9E3779B97F4A7C15ULL;
-    long longest = 0;
+    long longest = 0, sum = 0;
     size_t spawned = 0;
 
     test = "10,000 sleepers";
@@ -637,6 +664,7 @@ static void test_sleep_many(void)
         many_ms[i] = (long)(seed % (MANY_MAX_MS + 1));
         if (many_ms[i] > longest)
             longest = many_ms[i];
+        sum += many_ms[i];
     }
     long long t0 = now_ns();
     while (spawned < MANY && (cs[spawned] = co_spawn(many_sleeper, int_ptr((long)spawned))) != NULL)
@@ -666,12 +694,14 @@ static void test_sleep_many(void)
     }
     if (!CHECK(out_of_order == 0, "woken in deadline order"))
         printf("#   %d wakes came after a later deadline's\n", out_of_order);
-    /* The sleeps overlap: the whole takes the longest of them (plus making and
-     * freeing 10,000 coroutines: ~0.2 s, twice that under ASan), not their sum
-     * (~250 s). The bound is loose for a busy machine; the point stands anyway. */
+    /* The sleeps overlap: the whole takes the longest of them plus the making and
+     * freeing of 10,000 coroutines (~0.2 s; twice that under ASan, and seconds on
+     * a machine busy with other work), never their sum (~250 s). A twenty-fifth
+     * of the sum is a bound for the busiest machine, and still a world away from
+     * sleeping one after another. */
     CHECK(took >= (double)longest, "the whole took at least the longest sleep");
-    if (!CHECK(took < (double)longest + 3000, "the whole took about the longest sleep, not the sum"))
-        printf("#   took %.0f ms, longest sleep %ld ms\n", took, longest);
+    if (!CHECK(took < (double)sum / 25, "the whole took about the longest sleep, not the sum"))
+        printf("#   took %.0f ms; longest sleep %ld ms, sum %ld ms\n", took, longest, sum);
 }
 
 static long ticks;
@@ -1090,7 +1120,7 @@ static void test_fairness(void)
     CHECK(co_join(r, &rr) == 0 && rr == NULL, "the reader read to EOF");
     CHECK(co_join(t, NULL) == 0, "co_join of the counter");
     CHECK(fair_bytes == queued, "it read all that was queued");
-    CHECK(reads > 64, "in many reads, none of which had to wait");
+    CHECK(reads > 64, "in many reads (all of it was there: no read had to wait)");
     CHECK(ticks_at_end > 0, "the counter advanced while the reader read");
     if (!CHECK(reads_at_first_tick > 0 && reads_at_first_tick <= 64,
                "the counter's first turn came within 64 reads (the budget is 16)"))
@@ -1194,7 +1224,8 @@ static void test_signal_restart(void)
         return;
     int fd = co_accept(lfd, NULL, NULL);
     CHECK(fd >= 0, "co_accept returned a descriptor, not EINTR");
-    CHECK(usr1 == 1 && usr1_at_connect == 1, "the signal came (and was handled) before the connect");
+    CHECK(usr1 == 1 && usr1_at_connect == 1,
+          "the signal came (and was handled) before the connect");
     if (fd >= 0)
         CHECK(co_close(fd) == 0, "co_close");
     CHECK(co_join(r, &rr) == 0 && rr == NULL, "raise() succeeded");
@@ -1254,7 +1285,8 @@ static void test_sigaction_old(void)
     CHECK(dfl.sa_handler == SIG_DFL, "the action before: SIG_DFL");
     CHECK(install(on_usr1_other, 0, &old) == 0, "co_sigaction, a second handler");
     CHECK(old.sa_handler == on_usr1, "old is the program's first handler");
-    CHECK(raise(SIGUSR1) == 0 && usr1_other == 1 && usr1 == 0, "the second handler is the one that runs");
+    CHECK(raise(SIGUSR1) == 0 && usr1_other == 1 && usr1 == 0,
+          "the second handler is the one that runs");
     CHECK(co_sigaction(SIGUSR1, &dfl, &old) == 0 && old.sa_handler == on_usr1_other,
           "back to SIG_DFL; old is the second handler");
     CHECK(co_sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL, "SIG_DFL now");
@@ -1262,54 +1294,6 @@ static void test_sigaction_old(void)
     CHECK(co_sigaction(0, NULL, NULL) == -1 && errno == EINVAL, "signal 0: EINVAL");
     errno = 0;
     CHECK(co_sigaction(-1, NULL, NULL) == -1 && errno == EINVAL, "signal -1: EINVAL");
-}
-
-/* co_sleep_ms: "park for ms milliseconds", however many: LONG_MAX is as good as
- * forever, and must not wrap around into the past and return at once. Main's
- * sleep, so that a signal can end it (and the test). */
-static void test_sleep_forever(void)
-{
-    struct sigaction old;
-    void *result = int_ptr(-1);
-    struct co *r;
-
-    test = "co_sleep_ms(LONG_MAX) sleeps";
-    if (!CHECK(install(on_usr1, 0, &old) == 0, "co_sigaction"))
-        return;
-    usr1 = 0;
-    if (!CHECK((r = co_spawn(raise_later, int_ptr(20))) != NULL, "co_spawn"))
-        return;
-    long long t0 = now_ns();
-    errno = 0;
-    CHECK(co_sleep_ms(LONG_MAX) == -1 && errno == EINTR, "it lasted until the signal: -1, EINTR");
-    CHECK(ms_since(t0) >= 20, "after the signal's 20 ms, not at once");
-    CHECK(co_join(r, &result) == 0 && result == NULL, "raise() succeeded");
-    CHECK(co_sigaction(SIGUSR1, &old, NULL) == 0, "co_sigaction restores the old action");
-}
-
-static void *make_child(void *arg)
-{
-    (void)arg;
-    return co_create(square);   /* never switched to by its creator */
-}
-
-/* co_create: "when fn returns, its creator resumes (if it is waiting in co_switch)":
- * a creator that has finished and been freed is not waiting, and the child's end
- * must not touch it. (Under ASan this is where a dangling parent shows.) */
-static void test_creator_gone(void)
-{
-    void *child = NULL, *result = NULL;
-    struct co *c;
-
-    test = "a coroutine outlives its creator";
-    if (!CHECK((c = co_spawn(make_child, NULL)) != NULL, "co_spawn"))
-        return;
-    if (!CHECK(co_join(c, &child) == 0 && child != NULL, "the creator finished, joined and freed"))
-        return;
-    errno = 0;
-    CHECK(co_switch(child, int_ptr(5)) == NULL && errno == EDEADLK,
-          "main (not its creator) is not switched back to: NULL, EDEADLK");
-    CHECK(co_join(child, &result) == 0 && ptr_int(result) == 25, "its result is there for co_join");
 }
 
 /* co_sigaction's EINTR for a signal from outside, while the hub waits in epoll:
@@ -1351,6 +1335,29 @@ static void test_hub_mask(void)
         die("waitpid");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other process sent SIGUSR1");
     CHECK(usr1 == 1, "the handler ran");
+    CHECK(co_sigaction(SIGUSR1, &old, NULL) == 0, "co_sigaction restores the old action");
+}
+
+/* co_sleep_ms: "park for ms milliseconds", however many: LONG_MAX is as good as
+ * forever, and must not wrap around into the past and return at once. Main's
+ * sleep, so that a signal can end it (and the test). */
+static void test_sleep_forever(void)
+{
+    struct sigaction old;
+    void *result = int_ptr(-1);
+    struct co *r;
+
+    test = "co_sleep_ms(LONG_MAX) sleeps";
+    if (!CHECK(install(on_usr1, 0, &old) == 0, "co_sigaction"))
+        return;
+    usr1 = 0;
+    if (!CHECK((r = co_spawn(raise_later, int_ptr(20))) != NULL, "co_spawn"))
+        return;
+    long long t0 = now_ns();
+    errno = 0;
+    CHECK(co_sleep_ms(LONG_MAX) == -1 && errno == EINTR, "it lasted until the signal: -1, EINTR");
+    CHECK(ms_since(t0) >= 20, "after the signal's 20 ms, not at once");
+    CHECK(co_join(r, &result) == 0 && result == NULL, "raise() succeeded");
     CHECK(co_sigaction(SIGUSR1, &old, NULL) == 0, "co_sigaction restores the old action");
 }
 
@@ -1479,7 +1486,9 @@ int main(int argc, char **argv)
     test_signal_sleep();
     test_sigaction_old();
     test_guard_page();
-    /* Last: on a runtime with these bugs, the sanitizers stop the run here. */
+    /* Last, as they found bugs (a sleep's deadline overflowing, a finished
+     * coroutine reading its freed creator): on a runtime that has them, UBSan and
+     * ASan stop the run at them, and every other check has run before. */
     test_sleep_forever();
     test_creator_gone();
 

@@ -18,6 +18,7 @@
 #include "co.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -88,7 +89,9 @@ int __wrap_nanosleep(const struct timespec *want, struct timespec *left)
         errno = EINVAL;
         return -1;
     }
-    long ms = (long)want->tv_sec * 1000 + (want->tv_nsec + 999999) / 1000000;
+    long ms = LONG_MAX;         /* a sleep longer than LONG_MAX ms is forever */
+    if (want->tv_sec < LONG_MAX / 1000 - 1)
+        ms = (long)want->tv_sec * 1000 + (want->tv_nsec + 999999) / 1000000;
     if (co_sleep_ms(ms) == -1) {
         if (left)
             *left = *want;      /* the runtime does not say how much was left: all of it */

@@ -1,0 +1,46 @@
+#!/usr/bin/env bats
+# 08-coroutines: the runtime's contract (runtime-test.c checks co.h's promises) on
+# both context switches, and the guard page under every coroutine's stack.
+#
+# The hand-written build is $LAB_BIN's (make check: the sanitizer build in .san/);
+# the ucontext build is always the plain one beside the sources.
+
+load helpers
+
+UCONTEXT_TEST="$LAB_ROOT/08-coroutines/ucontext/runtime-test"
+
+# contract BINARY: run runtime-test; it prints a line per failed check and ends with
+# its summary. Not with bats' `run`: its stderr goes to a file in $BATS_TEST_TMPDIR,
+# where teardown looks for sanitizer reports (UBSan under gcc writes to stderr even
+# when make check gives it a log_path).
+contract() {
+    local out="$BATS_TEST_TMPDIR/runtime-test.out" err="$BATS_TEST_TMPDIR/runtime-test.err"
+    local status=0
+    "$1" >"$out" 2>"$err" || status=$?
+    cat "$out" "$err"           # bats shows this only if the test fails
+    echo "exit status: $status"
+    [ "$status" -eq 0 ]
+    [[ "$(tail -n 1 "$out")" =~ ^runtime-test:\ [0-9]+\ checks,\ 0\ failed$ ]]
+}
+
+@test "08 runtime: co.h's contract holds, hand-written switch" {
+    contract "$LAB_BIN/08-coroutines/runtime-test"
+}
+
+@test "08 runtime: co.h's contract holds, ucontext switch" {
+    contract "$UCONTEXT_TEST"
+}
+
+@test "08 runtime: a coroutine that overflows its stack dies on the guard page (SIGSEGV), both switches" {
+    ulimit -c 0                 # the crash is expected: no core file
+    for bin in "$LAB_BIN/08-coroutines/runtime-test" "$UCONTEXT_TEST"; do
+        # Under make check, ASan would catch the SEGV itself, print a stack-overflow
+        # report (a report file: make check fails) and exit 1. handle_segv=0 leaves
+        # the signal to the kernel, so the process dies of it as the plain build
+        # does, and nothing is reported. What the program prints goes into $output,
+        # not a file in $BATS_TEST_TMPDIR, so teardown's scan does not see it either.
+        run env ASAN_OPTIONS="${ASAN_OPTIONS:-}:handle_segv=0" "$bin" overflow
+        echo "$bin overflow: status $status, output: $output"
+        [ "$status" -eq 139 ]   # 128 + SIGSEGV
+    done
+}
