@@ -1,6 +1,7 @@
 # tests/bench/report.sh, sourced by tests/bench/run once every figure is in: prints the
 # table and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
-# Reads: servers, counts, idle_counts, cell, c10k, idle_cpu, secs, idle_secs, quick, out.
+# Reads: servers, counts, idle_counts, cell, c10k, idle_cpu, switch_ns, repeats, secs,
+# idle_secs, quick, out.
 # shellcheck shell=bash disable=SC2154
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, Linux $(uname -r)"
@@ -18,6 +19,46 @@ bar() {
     }'
 }
 labels() { for e in "${servers[@]}"; do echo "${e%%|*}"; done; }
+cpu_of() { local c; read -r _ _ _ c _ <<<"${cell["$1|$2"]:--}"; echo "${c:--}"; }
+# within A B LIMIT: "+12 %" (A against B) and yes/no for |A/B - 1| <= LIMIT %.
+within() {
+    awk -v a="$1" -v b="$2" -v l="$3" 'BEGIN {
+        if (a == "-" || b == "-" || b <= 0) { print "not measured in this run|-"; exit }
+        d = (a / b - 1) * 100; printf "%+.0f %%|%s\n", d, (d <= l && d >= -l) ? "yes" : "no"
+    }'
+}
+# targets: the issue's targets as table rows, computed from this run's figures.
+targets() {
+    local n m ref limit r k0 kmax held errs worst
+    for n in 100 1000; do
+        for m in "06 epoll|baseline|15" "07 epoll|06 epoll|25" "08 coroutines|06 epoll|25"; do
+            IFS='|' read -r label ref limit <<<"$m"
+            r=$(within "$(cpu_of "$label" "$n")" "$(cpu_of "$ref" "$n")" "$limit")
+            echo "| $label CPU/request within ~$limit % of $ref, $n connections | $(cpu_of "$label" "$n") against $(cpu_of "$ref" "$n") µs: ${r%|*} | ${r#*|} |"
+        done
+    done
+    kmax=${idle_counts[-1]}
+    for m in "04 select" "05 poll" "06 epoll"; do
+        k0=${c10k["$m|0"]}
+        # select's last measurable K is below its cap
+        k=$kmax; [ "${c10k["$m|$k"]}" = - ] && k=${idle_counts[-2]}
+        r=$(awk -v a="${c10k["$m|$k"]}" -v b="$k0" 'BEGIN { printf "%.1fx", a / b }')
+        if [ "$m" = "06 epoll" ]; then
+            echo "| $m flat as idle K grows | K = $k against K = 0: $r | $(awk -v a="${r%x}" 'BEGIN { print (a < 1.5) ? "yes" : "no" }') |"
+        else
+            echo "| $m grows with idle K | K = $k against K = 0: $r | $(awk -v a="${r%x}" 'BEGIN { print (a >= 2) ? "yes" : "no" }') |"
+        fi
+    done
+    for label in "06 epoll" "06 epoll -e" "07 epoll" "08 coroutines"; do
+        read -r _ _ _ _ _ errs held _ <<<"${cell["$label|${counts[-1]}"]}"
+        echo "| $label holds ${counts[-1]} connections, no errors | held $held, errors $errs | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
+    done
+    worst=0
+    for label in "04 select" "05 poll" "06 epoll" "06 epoll -e" "07 select" "07 poll" "07 epoll" "08 coroutines" "08 --wrap"; do
+        [ "${idle_cpu["$label"]}" -gt "$worst" ] && worst=${idle_cpu["$label"]}
+    done
+    echo "| idle CPU ≈ 0 for 04-08 | at most $worst % | $([ "$worst" -le 1 ] && echo yes || echo no) |"
+}
 maxof() { sort -g | tail -n 1; }
 
 {
@@ -28,6 +69,10 @@ maxof() { sort -g | tail -n 1; }
     echo "${secs} s per cell after every connection was opened and answered once. CPU is the server's"
     echo "own (user + system, from /proc/PID/stat) per request; RSS its VmRSS at the end."
     echo "Server and load generator share one CPU (taskset -c 0), which makes the figures repeat."
+    if [ "$repeats" -gt 1 ]; then
+        echo "The cells the targets compare (100 and 1,000 connections of baseline, 06, 07 epoll and 08)"
+        echo "ran $repeats times each; the run with the median CPU per request is shown."
+    fi
     echo
     echo "## Throughput, latency, server CPU per request"
     echo
@@ -62,9 +107,20 @@ maxof() { sort -g | tail -n 1; }
     echo "|---|---:|"
     while read -r label; do echo "| $label | ${idle_cpu["$label"]} |"; done < <(labels)
     echo
-    echo "## Coroutine switch cost"
+    echo "## Coroutine switch cost (08's switch-bench)"
     echo
-    echo "Not measured: 08-coroutines is not built yet."
+    echo "| switch | ns per switch | against the hand-written one |"
+    echo "|---|---:|---:|"
+    hand=$(for what in "${!switch_ns[@]}"; do [[ "$what" == *hand-written* ]] && echo "${switch_ns["$what"]}"; done)
+    for what in "${!switch_ns[@]}"; do
+        echo "| $what | ${switch_ns["$what"]} | $(awk -v v="${switch_ns["$what"]}" -v h="${hand:-0}" 'BEGIN { if (h > 0) printf "%.0fx", v / h }') |"
+    done | sort
+    echo
+    echo "## The targets"
+    echo
+    echo "| target | measured | met |"
+    echo "|---|---|---|"
+    targets
 } >"$out/bench.md"
 
 # The terminal: the tables, with bars.
@@ -92,7 +148,7 @@ while read -r label; do
     printf '  %-14s %4s  %s\n' "$label" "${idle_cpu["$label"]}" "$(bar "${idle_cpu["$label"]}" 100 40)"
 done < <(labels)
 echo
-echo "Coroutine switch cost: not measured, 08-coroutines is not built yet."
+sed -n '/^## Coroutine switch/,$p' "$out/bench.md"
 echo "Written: $out/bench.md, $out/bench.svg"
 
 # svg_bar Y HEIGHT LABEL SHOWN WIDTH COLOUR: one labelled bar, or (WIDTH "-") a grey note.
@@ -110,7 +166,8 @@ svg_bar() {
 {
     rows=$(labels | wc -l)
     h1=$((40 + rows * 22)); h2=$((40 + 3 * ${#idle_counts[@]} * 16 + 3 * 10))
-    height=$((h1 + h2 + 60))
+    h3=$((50 + ${#switch_ns[@]} * 22))
+    height=$((h1 + h2 + h3 + 60))
     echo "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='$height' font-family='sans-serif' font-size='12'>"
     echo "<rect width='100%' height='100%' fill='white'/>"
     echo "<text x='10' y='20' font-size='14' font-weight='bold'>Server CPU µs per request, $chart_at connections</text>"
@@ -143,6 +200,15 @@ svg_bar() {
         done
         y=$((y + 10))
     done
+    y=$((y + 30))
+    echo "<text x='10' y='$y' font-size='14' font-weight='bold'>Coroutine switch, ns per switch (08's switch-bench)</text>"
+    y=$((y + 20))
+    max=$(for v in "${switch_ns[@]}"; do echo "$v"; done | maxof)
+    while IFS='|' read -r what ns; do
+        svg_bar "$y" 16 "${what%% *}" "$ns ns: ${what#* }" \
+            "$(awk -v v="$ns" -v m="$max" 'BEGIN { printf "%d", v / m * 400 + 1 }')" '#9bbb59'
+        y=$((y + 22))
+    done < <(for what in "${!switch_ns[@]}"; do echo "$what|${switch_ns["$what"]}"; done | sort)
     echo "<text x='10' y='$((y + 20))' fill='#555'>$machine, $when</text>"
     echo "</svg>"
 } >"$out/bench.svg"
