@@ -7,6 +7,9 @@
  * the thread's rather than each context's. switch-bench shows what they cost.
  */
 #define _GNU_SOURCE             /* ucontext is obsolescent in POSIX, still in glibc */
+#ifndef CTX_UCONTEXT
+#define CTX_UCONTEXT            /* this file is that switch, even compiled alone */
+#endif
 #include "ctx.h"
 
 #include <signal.h>
