@@ -62,6 +62,8 @@ int co_sleep_ms(long ms);
 
 /* The blocking calls, coroutine style: they look blocking to the caller, but
  * on EAGAIN they park the coroutine until epoll says the descriptor is ready.
+ * Otherwise they behave as the libc calls do: co_send() may send less than
+ * asked (loop, as send_all() does), co_recv() returns what is there.
  * The runtime makes each descriptor non-blocking and registers it with epoll
  * the first time it sees it, once for its life; close it with co_close(). */
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
