@@ -48,7 +48,7 @@ static void parse_options(int argc, char **argv)
         default: usage(stderr); exit(2);
         }
     }
-    if (optind < argc) {
+    if (optind != argc) {
         usage(stderr);
         exit(2);
     }

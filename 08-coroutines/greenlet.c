@@ -50,7 +50,7 @@ static void parse_options(int argc, char **argv)
         default: usage(stderr); exit(2);
         }
     }
-    if (optind < argc) {
+    if (optind != argc) {
         usage(stderr);
         exit(2);
     }

@@ -73,15 +73,14 @@ static void usage(FILE *to)
                 "  -h        this help\n", prog, DEFAULT_ITERATIONS, UCONTEXT_SHARE);
 }
 
-/* A whole number from min to max, or usage and exit 2. */
-static long number(int opt, const char *arg, long min, long max)
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
 {
     char *end;
     errno = 0;
     long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < min || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from %ld to %ld, not '%s'\n",
-                prog, opt, min, max, arg);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
         usage(stderr);
         exit(2);
     }
@@ -94,12 +93,12 @@ static void parse_options(int argc, char **argv)
     prog = argv[0];
     while ((c = getopt(argc, argv, "n:h")) != -1) {
         switch (c) {
-        case 'n': iterations = number(c, optarg, 1, 1000000000); break;
+        case 'n': iterations = number(c, optarg, 1000000000); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
-    if (optind < argc) {
+    if (optind != argc || iterations == 0) {     /* 0 would make the demo meaningless */
         usage(stderr);
         exit(2);
     }

@@ -50,15 +50,14 @@ static void usage(FILE *to)
                 "  -h        this help\n", prog);
 }
 
-/* A whole number from min to max, or usage and exit 2. */
-static long number(int opt, const char *arg, long min, long max)
+/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
+static long number(int opt, const char *arg, long max)
 {
     char *end;
     errno = 0;
     long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < min || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from %ld to %ld, not '%s'\n",
-                prog, opt, min, max, arg);
+    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
+        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
         usage(stderr);
         exit(2);
     }
@@ -71,12 +70,12 @@ static void parse_options(int argc, char **argv)
     prog = argv[0];
     while ((c = getopt(argc, argv, "u:h")) != -1) {
         switch (c) {
-        case 'u': unit_ms = number(c, optarg, 1, 60000); break;
+        case 'u': unit_ms = number(c, optarg, 60000); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
-    if (optind < argc) {
+    if (optind != argc || unit_ms == 0) {     /* 0 would make the demo meaningless */
         usage(stderr);
         exit(2);
     }

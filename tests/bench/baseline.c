@@ -47,8 +47,12 @@ int main(int argc, char **argv)
     unsigned long served = 0;
     unsigned long long echoed = 0;
     while ((c = getopt(argc, argv, "p:q")) != -1) {
+        char *end;
+        long n = c == 'p' ? strtol(optarg, &end, 10) : 0;
+        if (c == 'p' && (*optarg == '\0' || *end != '\0' || n < 0 || n > 65535))
+            c = '?';                    /* not a port: the usage below */
         if (c == 'p')
-            port = atoi(optarg);
+            port = (int)n;
         else if (c != 'q') {
             fprintf(stderr, "usage: %s [-p PORT] [-q]\n", argv[0]);
             return 2;
