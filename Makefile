@@ -1,6 +1,6 @@
 # The IO-models lab.
 #   make              build every stage (binaries beside their sources) and the test tool
-#   make test         run the bats suite; ends with "N passed, N failed"
+#   make test         run the bats suite; ends with "N passed, N failed, N skipped"
 #   make check        the same suite with every program built under ASan + UBSan (in .san/)
 #   make demo         the instructor's walk through the stages, with measured numbers
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)

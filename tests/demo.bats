@@ -1,0 +1,55 @@
+#!/usr/bin/env bats
+# tests/demo (make demo) prints a step's conclusion only from what it measured: a
+# client that fails stops the demo at that step, which it names, with a non-zero exit.
+# The demo runs here in a copy of the tree made of symlinks, where one client is a
+# stub that prints nothing and exits 1. It runs the plain binaries, as make demo does.
+# tests/run runs this file after the stages' (its name has no stage number).
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+
+# with_failing PROGRAM: a symlink copy of the tree in $BATS_TEST_TMPDIR/tree, in which
+# PROGRAM (e.g. 04-select/client) is the stub. The demo's own directory (tests) and
+# PROGRAM's are real directories, so that the demo finds the copy as its tree.
+with_failing() {
+    local tree=$BATS_TEST_TMPDIR/tree dir entry
+    mkdir "$tree"
+    for entry in "$ROOT"/*; do ln -s "$entry" "$tree/"; done
+    for dir in tests "${1%/*}"; do
+        rm "$tree/$dir"
+        mkdir "$tree/$dir"
+        for entry in "$ROOT/$dir"/*; do ln -s "$entry" "$tree/$dir/"; done
+    done
+    rm "$tree/$1"
+    printf '#!/bin/sh\nexit 1\n' >"$tree/$1"
+    chmod +x "$tree/$1"
+}
+
+# no_conclusion_after HEADING: no "->" line follows the step's heading in $output.
+no_conclusion_after() {
+    if sed -n "/^== $1/,\$p" <<<"$output" | grep -q -- '->'; then
+        echo "a conclusion was printed after '== $1'" >&2
+        return 1
+    fi
+}
+
+@test "demo: a client that fails stops the demo at its step, with no conclusion (02: lost messages)" {
+    # 02's client exits 1 when replies are lost, so its status alone proves nothing:
+    # the demo must find no count of answered messages in its output.
+    with_failing 02-nonblocking/client
+    run "$BATS_TEST_TMPDIR/tree/tests/demo"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"demo: step 02-nonblocking failed"* ]]
+    no_conclusion_after 02-nonblocking
+}
+
+@test "demo: a client that fails stops the demo at its step, with no conclusion (04: a client piped into formatting)" {
+    [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ] \
+        || skip "the demo runs 04 only with ulimit -n 10100, hard limit is $(ulimit -Hn)"
+    with_failing 04-select/client
+    run "$BATS_TEST_TMPDIR/tree/tests/demo"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"demo: step 04-select failed"* ]]
+    no_conclusion_after 04-select
+}
