@@ -239,8 +239,8 @@ static void accept_all(int lfd)
                  * readable: stop watching it until a connection closes. Now, not at
                  * the loop's top: a close later in this batch must find it unwatched
                  * and re-arm it, or edge-triggered, its edge used up, the clients
-                 * waiting would never be reported. */
-                if (!out_of_fds && verbosity >= 1)
+                 * waiting would never be reported. A warning: shown even with -q. */
+                if (!out_of_fds)
                     printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
                 out_of_fds = 1;
                 accepting = 0;
@@ -250,7 +250,7 @@ static void accept_all(int lfd)
             }
             die("accept");
         }
-        if (out_of_fds && verbosity >= 1)
+        if (out_of_fds)
             printf("accepting again\n");
         out_of_fds = 0;
         accepting = 1;

@@ -318,7 +318,7 @@ static void on_accept(struct sel_key *key)
             if (errno == ECONNABORTED)
                 continue;   /* the client left before we took it */
             if (errno == EMFILE || errno == ENFILE) {
-                if (accepting && verbosity >= 1)
+                if (accepting)      /* a warning: shown even with -q */
                     printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
                 if (accepting)
                     watch_listener(0);
@@ -327,8 +327,7 @@ static void on_accept(struct sel_key *key)
             die("accept");
         }
         if (!accepting) {
-            if (verbosity >= 1)
-                printf("accepting again%s\n", tag);
+            printf("accepting again%s\n", tag);
             watch_listener(1);
         }
         peer_name(&sin, peer, sizeof peer);
@@ -343,9 +342,9 @@ static void on_accept(struct sel_key *key)
         if (sel_register(sel, fd, c->events, c) == NULL) {
             if (errno != ERANGE)
                 die("sel_register");
-            /* The select backend cannot watch it: refuse this client, serve the rest. */
-            if (verbosity >= 1)
-                printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            /* The select backend cannot watch it: refuse this client, serve the rest.
+             * A warning, shown even with -q. */
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
             if (close(fd) == -1)
                 perror("close");
             free(c);
