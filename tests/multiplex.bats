@@ -112,7 +112,8 @@ wait_for_backlog() {
     wait "$second" || status_second=$?
     echo "first: $status_first $(cat "$BATS_TEST_TMPDIR/first.out")"
     echo "second: $status_second $(cat "$BATS_TEST_TMPDIR/second.out")"
-    [ "$status_first" -eq 0 ] && [ "$status_second" -eq 0 ]
+    [ "$status_first" -eq 0 ]
+    [ "$status_second" -eq 0 ]
     # It did run out, as planned, and -q shows it.
     grep -q '^accept: Too many open files: pausing' "$SERVER_LOG"
 }
