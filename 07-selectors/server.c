@@ -478,8 +478,12 @@ static void stop_workers(void)
     for (long i = 0; i < nworkers; i++) {
         if (workers[i] <= 0)
             continue;
-        while (waitpid(workers[i], NULL, 0) == -1 && errno == EINTR)
-            ;           /* a signal: wait again */
+        while (waitpid(workers[i], NULL, 0) == -1) {
+            if (errno != EINTR) {   /* EINTR: a signal, wait again */
+                perror("waitpid");
+                break;
+            }
+        }
         collect(i);
     }
 }
