@@ -140,14 +140,16 @@ static int send_all(int fd, const char *buf, size_t len)
 
 /* Read one line, newline included, into line. A reply may arrive in several
  * pieces (TCP is a stream), so recv() until the newline. Returns its length,
- * 0 if the server closed first, -1 on error. We send one line and wait for its
- * reply, so nothing of a next line can arrive behind the newline. */
+ * 0 if the server closed first, -1 with errno set on error. We send one line and
+ * wait for its reply, so nothing of a next line can arrive behind the newline. */
 static ssize_t read_line(int fd, char *line, size_t size)
 {
     size_t got = 0;
     while (got == 0 || line[got - 1] != '\n') {
-        if (got == size - 1)
-            return -1;      /* longer than we sent: not our reply */
+        if (got == size - 1) {
+            errno = EMSGSIZE;   /* longer than we sent: not our reply. Say so: the */
+            return -1;          /* caller prints strerror(errno), stale otherwise */
+        }
         ssize_t n = recv(fd, line + got, size - 1 - got, 0);
         if (n == 0)
             return 0;       /* EOF before the whole line */

@@ -207,7 +207,7 @@ static void accept_all(int lfd)
             if (errno == EMFILE || errno == ENFILE) {
                 /* The client stays in the backlog, and the listening socket stays
                  * readable: stop watching it until a connection closes. */
-                if (!out_of_fds && verbosity >= 1)
+                if (!out_of_fds)    /* a warning: shown even with -q */
                     printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
                 out_of_fds = 1;
                 accepting = 0;
@@ -215,15 +215,15 @@ static void accept_all(int lfd)
             }
             die("accept");
         }
-        if (out_of_fds && verbosity >= 1)
+        if (out_of_fds)
             printf("accepting again\n");
         out_of_fds = 0;
         accepting = 1;
         char peer[32];
         peer_name(&sin, peer, sizeof peer);
         if (fd >= FD_SETSIZE) {     /* select() cannot watch it: FD_SET would overflow */
-            if (verbosity >= 1)
-                printf("refused %s: descriptor %d >= FD_SETSIZE (%d)\n", peer, fd, FD_SETSIZE);
+            /* A warning, shown even with -q: a client is turned away. */
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)\n", peer, fd, FD_SETSIZE);
             if (close(fd) == -1)
                 perror("close");
             continue;

@@ -208,7 +208,7 @@ static void accept_all(int lfd)
             if (errno == EMFILE || errno == ENFILE) {
                 /* The client stays in the backlog, and the listening socket stays
                  * readable: stop watching it until a connection closes. */
-                if (!out_of_fds && verbosity >= 1)
+                if (!out_of_fds)    /* a warning: shown even with -q */
                     printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
                 out_of_fds = 1;
                 accepting = 0;
@@ -216,7 +216,7 @@ static void accept_all(int lfd)
             }
             die("accept");
         }
-        if (out_of_fds && verbosity >= 1)
+        if (out_of_fds)
             printf("accepting again\n");
         out_of_fds = 0;
         accepting = 1;

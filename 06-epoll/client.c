@@ -3,8 +3,9 @@
  *
  * Teaches: epoll on the client side (notes 001 and 003). Each connection is
  * registered once, for writability while it connects and sends, then for
- * readability; epoll_wait() returns only those that are ready, however many are
- * open. Same steps as 04's and 05's clients; only the waiting changed.
+ * readability, and taken out when it is done; epoll_wait() returns only those that
+ * are ready, however many are open. Same steps as 04's and 05's clients; only the
+ * waiting changed.
  *
  * Build and run:  cc -std=c11 -o client client.c
  *                 ulimit -n 12000; ./client -p 8080 -n 10000
@@ -40,7 +41,8 @@ struct req {                    /* one connection's progress, printed in order a
     enum state state;
     size_t sent, got;
     char out[LINE_BYTES], in[LINE_BYTES];
-    const char *error;          /* why it FAILED */
+    int err;                    /* why it FAILED: an errno value, or 0 and why says */
+    const char *why;
     uint32_t events;            /* what it is registered for in epoll; 0: not yet */
 };
 
@@ -125,10 +127,13 @@ static void upper(char *buf, size_t len)
             buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
-static void fail(struct req *r, const char *why)
+/* Keep errno's value, not strerror()'s string: its buffer may be reused by the
+ * next call, and the reason is printed only at the end. */
+static void fail(struct req *r, int err, const char *why)
 {
     r->state = FAILED;
-    r->error = why;
+    r->err = err;
+    r->why = why;
 }
 
 /* Start a non-blocking connect: it returns at once, usually with EINPROGRESS,
@@ -148,7 +153,7 @@ static void start_connect(struct req *r, long k)
     if (connect(r->fd, (struct sockaddr *)&sin, sizeof sin) == 0)
         r->state = SENDING; /* on loopback it may finish at once */
     else if (errno != EINPROGRESS)
-        fail(r, strerror(errno));
+        fail(r, errno, NULL);
 }
 
 /* Move one connection on as far as it goes without blocking. */
@@ -160,7 +165,7 @@ static void step(struct req *r, int readable, int writable)
         if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
             die("getsockopt");
         if (err != 0) {     /* writable, but because the connect failed */
-            fail(r, strerror(err));
+            fail(r, err, NULL);
             return;
         }
         r->state = SENDING;
@@ -169,7 +174,7 @@ static void step(struct req *r, int readable, int writable)
         /* EAGAIN (the buffer filled since) or EINTR: not an error, try next time. */
         ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
         if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(r, strerror(errno));
+            fail(r, errno, NULL);
         else if (n > 0 && (r->sent += (size_t)n) == strlen(r->out))
             r->state = READING;     /* a short write leaves the rest for next time */
     }
@@ -178,9 +183,9 @@ static void step(struct req *r, int readable, int writable)
          * EAGAIN (a false alarm) or EINTR: not an error, wait for the next readiness. */
         ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
         if (n == 0)
-            fail(r, "server closed");
+            fail(r, 0, "server closed");
         else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(r, strerror(errno));
+            fail(r, errno, NULL);
         else if (n > 0 && (r->got += (size_t)n) == strlen(r->out)) {
             char want[LINE_BYTES];
             memcpy(want, r->out, sizeof want);
@@ -188,7 +193,7 @@ static void step(struct req *r, int readable, int writable)
             if (memcmp(r->in, want, r->got) == 0)
                 r->state = DONE;
             else
-                fail(r, "wrong reply");
+                fail(r, 0, "wrong reply");
         }
     }
 }
@@ -199,8 +204,17 @@ static void watch(struct req *r, long i)
 {
     uint32_t want = r->state == CONNECTING || r->state == SENDING ? EPOLLOUT
                   : r->state == READING ? EPOLLIN : 0;
-    if (want == r->events || want == 0)
-        return;     /* DONE and FAILED stay registered: they will not be woken again */
+    if (want == r->events)
+        return;
+    if (want == 0) {
+        /* DONE or FAILED: the connection stays open, but out of epoll. Registered,
+         * it would be reported for ever once the server closes it (EOF is readable,
+         * and an error comes even with no events asked), and the loop would spin. */
+        if (epoll_ctl(epfd, EPOLL_CTL_DEL, r->fd, NULL) == -1)
+            die("epoll_ctl");
+        r->events = 0;
+        return;
+    }
     struct epoll_event ev = { .events = want, .data.u64 = (uint64_t)i };
     if (epoll_ctl(epfd, r->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, r->fd, &ev) == -1)
         die("epoll_ctl");
@@ -263,7 +277,8 @@ int main(int argc, char **argv)
             printf("%.*s -> %.*s\n", (int)strlen(r->out) - 1, r->out, (int)r->got - 1, r->in);
         else if (r->state != DONE)
             printf("%.*s -> %s\n", (int)strlen(r->out) - 1, r->out,
-                   r->state == FAILED ? r->error : r->state == IDLE ? "never started" : "no reply in time");
+                   r->state == FAILED ? (r->err ? strerror(r->err) : r->why)
+                   : r->state == IDLE ? "never started" : "no reply in time");
         served += r->state == DONE;
         if (r->state != IDLE && close(r->fd) == -1)
             die("close");

@@ -57,6 +57,7 @@ static int maxconns;                    /* how many slots conns has */
 static int epfd;                        /* the epoll instance */
 static int edge;                        /* -e: edge-triggered */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
+static int listening = 1;               /* what the listener is registered for: EPOLLIN, or nothing */
 static sigset_t wait_mask;              /* our signal mask inside the wait */
 
 static void die(const char *what)
@@ -208,6 +209,17 @@ static uint32_t interest(const struct conn *c)
     return (wants_read(c) ? EPOLLIN : 0) | (c->head < c->tail ? EPOLLOUT : 0);
 }
 
+/* Watch the listening socket, or stop: out of descriptors it stays readable, and
+ * epoll_wait() would return at once, again and again. MOD back to EPOLLIN reports
+ * the clients still waiting, even edge-triggered: the kernel looks at the socket. */
+static void watch_listener(int lfd, int on)
+{
+    struct epoll_event ev = { .events = on ? EPOLLIN | (edge ? EPOLLET : 0) : 0, .data.fd = lfd };
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, lfd, &ev) == -1)
+        die("epoll_ctl");
+    listening = on;
+}
+
 /* Accept everyone waiting, non-blocking, into the table. */
 static void accept_all(int lfd)
 {
@@ -224,16 +236,21 @@ static void accept_all(int lfd)
                 continue;   /* the client left before we took it */
             if (errno == EMFILE || errno == ENFILE) {
                 /* The client stays in the backlog, and the listening socket stays
-                 * readable: stop watching it until a connection closes. */
-                if (!out_of_fds && verbosity >= 1)
+                 * readable: stop watching it until a connection closes. Now, not at
+                 * the loop's top: a close later in this batch must find it unwatched
+                 * and re-arm it, or edge-triggered, its edge used up, the clients
+                 * waiting would never be reported. A warning: shown even with -q. */
+                if (!out_of_fds)
                     printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
                 out_of_fds = 1;
                 accepting = 0;
+                if (listening)
+                    watch_listener(lfd, 0);
                 return;
             }
             die("accept");
         }
-        if (out_of_fds && verbosity >= 1)
+        if (out_of_fds)
             printf("accepting again\n");
         out_of_fds = 0;
         accepting = 1;
@@ -330,16 +347,11 @@ int main(int argc, char **argv)
     struct epoll_event lev = { .events = EPOLLIN | (edge ? EPOLLET : 0), .data.fd = lfd };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) == -1)
         die("epoll_ctl");
-    int listening = 1;          /* what lfd is registered for: EPOLLIN, or nothing */
 
     while (!stop) {
         struct epoll_event events[MAX_EVENTS];
-        if (accepting != listening) {   /* EMFILE came or went: (un)watch the listener */
-            lev.events = accepting ? EPOLLIN | (edge ? EPOLLET : 0) : 0;
-            if (epoll_ctl(epfd, EPOLL_CTL_MOD, lfd, &lev) == -1)
-                die("epoll_ctl");
-            listening = accepting;
-        }
+        if (accepting && !listening)    /* a descriptor freed up: watch the listener again */
+            watch_listener(lfd, 1);
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
         int ready = epoll_pwait(epfd, events, MAX_EVENTS, accepting ? -1 : PAUSE_S * 1000, &wait_mask);
         if (ready == -1) {

@@ -15,11 +15,13 @@
  *
  * Look at: main()'s loop and the callbacks on_accept(), on_read(), on_write(); the
  * self-pipe in on_signal(): sel_select() retries EINTR, so a signal wakes the loop
- * by making a registered descriptor readable. run_workers() for -w.
+ * by making a registered descriptor readable. run_workers() for -w: the parent
+ * sleeps in sigsuspend() and replaces a worker that dies (SIGCHLD).
  * Pitfall: a callback may close a connection whose event is later in the same batch;
  * the library zeroes that event's mask, and the loop skips it.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE         /* MAP_ANONYMOUS: in POSIX only since 2024 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -318,7 +321,7 @@ static void on_accept(struct sel_key *key)
             if (errno == ECONNABORTED)
                 continue;   /* the client left before we took it */
             if (errno == EMFILE || errno == ENFILE) {
-                if (accepting && verbosity >= 1)
+                if (accepting)      /* a warning: shown even with -q */
                     printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
                 if (accepting)
                     watch_listener(0);
@@ -327,8 +330,7 @@ static void on_accept(struct sel_key *key)
             die("accept");
         }
         if (!accepting) {
-            if (verbosity >= 1)
-                printf("accepting again%s\n", tag);
+            printf("accepting again%s\n", tag);
             watch_listener(1);
         }
         peer_name(&sin, peer, sizeof peer);
@@ -343,9 +345,9 @@ static void on_accept(struct sel_key *key)
         if (sel_register(sel, fd, c->events, c) == NULL) {
             if (errno != ERANGE)
                 die("sel_register");
-            /* The select backend cannot watch it: refuse this client, serve the rest. */
-            if (verbosity >= 1)
-                printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            /* The select backend cannot watch it: refuse this client, serve the rest.
+             * A warning, shown even with -q. */
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
             if (close(fd) == -1)
                 perror("close");
             free(c);
@@ -369,6 +371,24 @@ static void on_wake(struct sel_key *key)
 
 static struct handler waker = { on_wake, NULL };
 
+struct tally {                  /* what a worker has done, where its parent reads it */
+    unsigned long served;
+    unsigned long long echoed;
+};
+
+static struct tally *board;     /* -w: one slot per worker, in memory shared with them */
+static struct tally *mine;      /* in a worker: its own slot; NULL without -w */
+
+/* -w: write our counts to our slot. The loop does it before each wait, so a worker
+ * asleep has published all it did, and a SIGKILL loses at most the turn it cuts. */
+static void publish(void)
+{
+    if (mine != NULL) {
+        mine->served = served;
+        mine->echoed = echoed;
+    }
+}
+
 /* One process's event loop, until SIGINT or SIGTERM. */
 static void serve(void)
 {
@@ -387,6 +407,7 @@ static void serve(void)
 
     while (!stop) {
         struct sel_event *events;
+        publish();
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
         int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
         if (ready == -1)
@@ -424,64 +445,142 @@ static void finish(void)
         perror("close");
 }
 
-struct tally {                  /* what a worker reports to the parent at its end */
-    unsigned long served;
-    unsigned long long echoed;
-};
-
 /* -w N: fork N workers after listen(), so all share the listening socket, and each
  * runs its own selector. A new connection makes the socket readable in every
  * worker's selector: all wake, one accept() wins, the others get EAGAIN and go back
  * to sleep (the thundering herd; harmless here, since the socket is non-blocking).
- * The parent only waits: for SIGINT or SIGTERM, then for the workers' tallies. */
+ * The parent waits for SIGINT or SIGTERM, and for SIGCHLD: a worker that dies is
+ * replaced, as a pre-fork server does, or the listening socket would go on
+ * completing handshakes that nobody serves. */
+static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
+
+static void on_child(int sig)
+{
+    (void)sig;          /* it only ends sigsuspend(); waitpid() finds who ended */
+}
+
+/* A worker has ended and been reaped: add its tally to the summary's counts. One
+ * killed outright counts what it had published: all but the turn it died in. */
+static void collect(long i)
+{
+    served += board[i].served;
+    echoed += board[i].echoed;
+    board[i] = (struct tally){ 0, 0 };
+    workers[i] = 0;
+}
+
+/* Stop every worker and wait for each: at SIGINT, and before the parent gives up. */
+static void stop_workers(void)
+{
+    for (long i = 0; i < nworkers; i++)
+        if (workers[i] > 0 && kill(workers[i], SIGTERM) == -1)
+            perror("kill");
+    for (long i = 0; i < nworkers; i++) {
+        if (workers[i] <= 0)
+            continue;
+        while (waitpid(workers[i], NULL, 0) == -1) {
+            if (errno != EINTR) {   /* EINTR: a signal, wait again */
+                perror("waitpid");
+                break;
+            }
+        }
+        collect(i);
+    }
+}
+
+/* The parent cannot go on: stop the workers first, so that none is left behind
+ * holding the port, then exit 1. */
+static void give_up(const char *what)
+{
+    perror(what);
+    stop_workers();
+    exit(1);
+}
+
+/* Start worker i (worker i + 1 in the log), in its slot. It gets back the signal
+ * mask of before run_workers() and serves until SIGTERM. */
+static void start_worker(long i, const sigset_t *mask)
+{
+    pid_t pid = fork();
+    if (pid == -1)
+        give_up("fork");        /* EAGAIN: out of processes; stop those started */
+    if (pid > 0) {
+        workers[i] = pid;
+        return;
+    }
+    if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
+        die("sigprocmask");
+    snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
+    served = 0;                 /* the parent's counts so far are not ours */
+    echoed = 0;
+    mine = &board[i];
+    serve();
+    finish();
+    publish();
+    exit(0);
+}
+
+/* SIGCHLD: reap every worker that ended. One that exited with an error has said
+ * why on stderr, and a new one would fail the same way: give up. Any other is
+ * replaced, with a warning that -q does not hide. */
+static void reap_workers(const sigset_t *mask)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        long i = 0;
+        while (i < nworkers && workers[i] != pid)
+            i++;
+        if (i == nworkers)
+            continue;           /* not a worker: we fork nothing else */
+        collect(i);
+        char how[64];
+        if (WIFSIGNALED(status))
+            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+        else
+            snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "worker %ld (pid %ld) %s: stopping\n", i + 1, (long)pid, how);
+            stop_workers();
+            exit(1);
+        }
+        start_worker(i, mask);
+        printf("worker %ld (pid %ld) %s: replaced by pid %ld\n", i + 1, (long)pid, how, (long)workers[i]);
+    }
+    if (pid == -1 && errno != ECHILD)
+        give_up("waitpid");
+}
+
 static void run_workers(void)
 {
-    pid_t pids[MAX_WORKERS];
-    int report[2];
-    sigset_t stops, old;
-
-    if (pipe(report) == -1)
-        die("pipe");
-    for (long i = 0; i < nworkers; i++) {
-        if ((pids[i] = fork()) == -1)
-            die("fork");
-        if (pids[i] == 0) {
-            snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
-            if (close(report[0]) == -1)
-                die("close");
-            serve();
-            finish();
-            struct tally t = { served, echoed };
-            if (write(report[1], &t, sizeof t) != (ssize_t)sizeof t)   /* < PIPE_BUF: atomic */
-                die("write");
-            exit(0);
-        }
-    }
-    if (close(report[1]) == -1)
-        die("close");
-    /* Block the stop signals and wait in sigsuspend(), which unblocks them
-     * atomically: one that came before the block has set stop already. */
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &stops, &old) == -1)
+    sigset_t blocked, old;
+    struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_NOCLDSTOP };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGCHLD, &sa, NULL) == -1)
+        die("sigaction");
+    /* SIGCHLD, SIGINT and SIGTERM stay blocked except inside sigsuspend(), which
+     * unblocks them atomically: one that comes while we fork or reap stays pending
+     * and ends the next sigsuspend() at once. None is lost, whatever its timing. */
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGCHLD);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &blocked, &old) == -1)
         die("sigprocmask");
-    while (!stop)
-        sigsuspend(&old);
+    /* The tallies live in memory shared with the workers: one killed outright still
+     * leaves its counts behind, where a report at its end would be lost with it. */
+    board = mmap(NULL, MAX_WORKERS * sizeof *board, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (board == MAP_FAILED)
+        die("mmap");
     for (long i = 0; i < nworkers; i++)
-        if (kill(pids[i], SIGTERM) == -1 && errno != ESRCH)   /* ESRCH: already gone */
-            perror("kill");
-    for (long i = 0; i < nworkers; i++)
-        while (waitpid(pids[i], NULL, 0) == -1)
-            if (errno != EINTR)
-                die("waitpid");
-    struct tally t;
-    while (read(report[0], &t, sizeof t) == (ssize_t)sizeof t) {
-        served += t.served;
-        echoed += t.echoed;
+        start_worker(i, &old);
+    while (!stop) {
+        sigsuspend(&old);       /* returns -1 (EINTR) once a handler has run */
+        if (!stop)
+            reap_workers(&old);
     }
-    if (close(report[0]) == -1)
-        perror("close");
+    stop_workers();
 }
 
 int main(int argc, char **argv)

@@ -33,7 +33,9 @@ struct client {                 /* one client's outcome, printed in order at the
     long k;                     /* 1, 2, ...: its line is "hello k" */
     int fd;                     /* kept open until every client is done: N at once */
     char out[LINE_BYTES], in[LINE_BYTES];
-    const char *error;          /* why it failed; NULL if served */
+    int failed;                 /* 0 if served */
+    int err;                    /* why it failed: an errno value, or 0 and why says */
+    const char *why;
 };
 
 static const char *prog;                /* argv[0], for messages */
@@ -125,22 +127,33 @@ static int send_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-/* Read one reply line into in; the server may send it in pieces. */
-static const char *read_line(int fd, char *in)
+/* Record why a client failed; returns -1. The errno value is kept, not
+ * strerror()'s string: its buffer may be reused, and reasons are printed at the end. */
+static int fail(struct client *c, int err, const char *why)
+{
+    c->failed = 1;
+    c->err = err;
+    c->why = why;
+    return -1;
+}
+
+/* Read one reply line into c->in; the server may send it in pieces. Returns 0, or
+ * -1 when the client failed. */
+static int read_line(struct client *c)
 {
     size_t got = 0;
-    while (got == 0 || in[got - 1] != '\n') {
+    while (got == 0 || c->in[got - 1] != '\n') {
         if (got == LINE_BYTES - 1)
-            return "reply too long";
-        ssize_t n = co_recv(fd, in + got, LINE_BYTES - 1 - got, 0);
+            return fail(c, 0, "reply too long");
+        ssize_t n = co_recv(c->fd, c->in + got, LINE_BYTES - 1 - got, 0);
         if (n == 0)
-            return "closed by the server";
+            return fail(c, 0, "closed by the server");
         if (n == -1)
-            return strerror(errno);     /* ECONNRESET and the like */
+            return fail(c, errno, NULL);    /* ECONNRESET and the like */
         got += (size_t)n;
     }
-    in[got] = '\0';
-    return NULL;
+    c->in[got] = '\0';
+    return 0;
 }
 
 /* One client, as the notes' thread: connect, then send and read, nmessages times. */
@@ -151,24 +164,24 @@ static void *talk(void *arg)
 
     if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
         connecting--;
-        c->error = strerror(errno);     /* EMFILE: raise ulimit -n */
+        fail(c, errno, NULL);           /* EMFILE: raise ulimit -n */
         return NULL;
     }
     int connected = co_connect(c->fd, (struct sockaddr *)&server, sizeof server);
     connecting--;
     if (connected == -1) {
-        c->error = strerror(errno);     /* ECONNREFUSED... */
+        fail(c, errno, NULL);           /* ECONNREFUSED... */
         return NULL;
     }
     snprintf(c->out, sizeof c->out, "hello %ld\n", c->k);
-    for (long m = 0; m < nmessages && c->error == NULL; m++) {
+    for (long m = 0; m < nmessages && !c->failed; m++) {
         if (send_all(c->fd, c->out, strlen(c->out)) == -1) {
-            c->error = strerror(errno);
-        } else if ((c->error = read_line(c->fd, c->in)) == NULL) {
+            fail(c, errno, NULL);
+        } else if (read_line(c) == 0) {
             strcpy(want, c->out);
             upper(want, strlen(want));
             if (strcmp(c->in, want) != 0)
-                c->error = "wrong reply";
+                fail(c, 0, "wrong reply");
         }
     }
     return NULL;
@@ -200,11 +213,11 @@ int main(int argc, char **argv)
     long served = 0;
     for (long i = 0; i < nclients; i++) {
         struct client *c = &clients[i];
-        if (c->error)
-            printf("hello %ld -> %s\n", c->k, c->error);
+        if (c->failed)
+            printf("hello %ld -> %s\n", c->k, c->err ? strerror(c->err) : c->why);
         else if (verbose)
             printf("%.*s -> %.*s\n", (int)strlen(c->out) - 1, c->out, (int)strlen(c->in) - 1, c->in);
-        served += c->error == NULL;
+        served += !c->failed;
         /* Every connection stayed open until all were done: N at once. */
         if (c->fd != -1 && co_close(c->fd) == -1)
             die("close");

@@ -252,7 +252,7 @@ int main(int argc, char **argv)
                 /* Out of descriptors: the connection waits in the backlog; retrying at
                  * once would spin. The others go on while we sleep; a signal
                  * (EINTR) cuts the sleep short, which is what a stop wants. */
-                if (!out_of_fds && verbosity >= 1)
+                if (!out_of_fds)    /* a warning: shown even with -q */
                     printf("accept: %s: pausing until a descriptor frees up\n", strerror(errno));
                 out_of_fds = 1;
                 if (co_sleep_ms(PAUSE_MS) == -1 && errno != EINTR)
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
             }
             die("accept");
         }
-        if (out_of_fds && verbosity >= 1)
+        if (out_of_fds)
             printf("accepting again\n");
         out_of_fds = 0;
         served++;

@@ -10,6 +10,46 @@ load helpers
     diff -u "$EXPECTED/multiplex-client.txt" <(echo "$output")
 }
 
+# wait_for_backlog PORT N: wait until N connections wait in the listener's accept
+# queue, handshake done, not yet accepted. For a listening socket, /proc/net/tcp's
+# rx_queue is that count (hex, like the port).
+wait_for_backlog() {
+    local port tries=500 queued
+    port=$(printf ':%04X' "$1")
+    while queued=$(awk -v port="$port" '$2 ~ port "$" && $4 == "0A" { split($5, q, ":"); print q[2] }' /proc/net/tcp)
+            [ "$((16#${queued:-0}))" -lt "$2" ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "timed out waiting for $2 connections in the backlog of :$1" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+@test "06: the client's finished connections cost no CPU once the server closes them" {
+    # 02's server answers one line per connection and closes it, one client at a
+    # time, with a blocking recv(): a silent client holds it up.
+    start_server 02-nonblocking/server
+    exec {silent}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_for_line '^connected '
+    # The client starts 256 connections at once and the 257th when one is done
+    # (MAX_IN_FLIGHT): the 257th comes in behind a second silent client.
+    background client "$LAB_BIN/06-epoll/client" -p "$PORT" -n 257 {silent}>&-
+    client=$LAST_PID
+    wait_for_backlog "$PORT" 256
+    exec {late}<>"/dev/tcp/127.0.0.1/$PORT"
+    exec {silent}>&-
+    wait_for_count '^closed ' 257         # the first silent one, then the 256
+    wait_for_count '^connected ' 258      # and 02 waits on the second silent one
+    cpu=$(cpu_percent "$client" 1)
+    echo "client CPU with 256 connections done and closed, one waiting: $cpu %"
+    exec {late}>&-
+    status=0
+    wait "$client" || status=$?
+    tail -n 1 "$BATS_TEST_TMPDIR/client.out"
+    [ "$cpu" -le 10 ]
+    [ "$status" -eq 0 ]
+    [ "$(tail -n 1 "$BATS_TEST_TMPDIR/client.out")" = "257 of 257 connections served" ]
+}
+
 # ten_thousand [SERVER ARGS...]: the C10K, each side its own process.
 ten_thousand() {
     [ "$(ulimit -Hn)" -ge 10100 ] || skip "needs ulimit -n 10100, hard limit is $(ulimit -Hn)"

@@ -60,10 +60,63 @@ load helpers
     done
 }
 
+# wait_asleep PID: wait until the process sleeps (state S): a worker waiting in its
+# selector, its work done and its tally published.
+wait_asleep() {
+    local tries=500
+    until [ "$(awk '{print $3}' "/proc/$1/stat")" = S ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "process $1 never went to sleep" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+@test "07 -w 2: workers killed are noticed, logged even under -q, and replaced; the summary counts their work" {
+    start_server 07-selectors/server -q -w 2
+    run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes
+    [ "$status" -eq 0 ]
+    mapfile -t old < <(pgrep -P "$SERVER_PID")
+    [ "${#old[@]}" -eq 2 ]
+    for pid in "${old[@]}"; do
+        wait_asleep "$pid"
+    done
+    kill -KILL "${old[@]}"
+    wait_for_count '^worker [12] \(pid [0-9]+\) killed by signal 9: replaced by pid [0-9]+$' 2
+    mapfile -t new < <(pgrep -P "$SERVER_PID")
+    echo "workers before: ${old[*]}, after: ${new[*]}"
+    [ "${#new[@]}" -eq 2 ]
+    for pid in "${new[@]}"; do
+        [ "$pid" != "${old[0]}" ]
+        [ "$pid" != "${old[1]}" ]
+    done
+    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5     # 15 bytes
+    [ "$status" -eq 0 ]
+    status=0
+    stop_pid "$SERVER_PID" INT || status=$?
+    SERVER_PID=
+    [ "$status" -eq 0 ]
+    cat "$SERVER_LOG"
+    [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
+    grep -q '^shutdown: served 21 connections, echoed 186 bytes$' "$SERVER_LOG"
+    for pid in "${new[@]}"; do
+        ! kill -0 "$pid" 2>/dev/null || { echo "worker $pid still runs"; false; }
+    done
+}
+
+@test "07 -w 2: a worker that fails stops the server: exit 1, no worker left behind" {
+    # Every worker fails at its start (sel_open): replacing them would never end.
+    SELECTOR=kqueue run timeout 10 "$LAB_BIN/07-selectors/server" -p 0 -w 2
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"sel_open: Invalid argument"* ]]
+    [[ "$output" =~ worker\ [12]\ \(pid\ [0-9]+\)\ exited\ with\ status\ 1:\ stopping ]]
+    [ -z "$(pgrep -f "^$LAB_BIN/07-selectors/server -p 0 -w 2\$")" ]
+}
+
 @test "07 SELECTOR=select: descriptors past FD_SETSIZE are refused, the rest served" {
     [ "$(ulimit -Hn)" -ge 2048 ] || skip "needs ulimit -n 2048, hard limit is $(ulimit -Hn)"
     ulimit -n 2048
-    SELECTOR=select start_server 07-selectors/server
+    SELECTOR=select start_server 07-selectors/server -q     # the refusals are warnings: shown
     background hold "$PROBE" hold -p "$PORT" -n 1100 -r -t 60
     wait_for_line '^holding [0-9]+, refused [0-9]+$' 60 "$BATS_TEST_TMPDIR/hold.out"
     read -r _ held _ refused < <(tr -d , <"$BATS_TEST_TMPDIR/hold.out")
