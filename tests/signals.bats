@@ -3,13 +3,20 @@
 # then block in accept() or recv(): a SIGINT that lands between the two must still
 # end the server. The window is a few instructions wide, so the test holds the server
 # in it: tests/slowcall.so (LD_PRELOAD, see its header) sleeps in user space just
-# before the real call, announces it on stderr, and the test sends SIGINT then.
-# The server must exit 0, with its summary, within a second.
+# before the real call, announces it on stderr, and the test sends SIGINT then; the
+# handler runs during that sleep, which ends it, and the real call comes after.
+# The server must exit 0, with its summary, within a second of the signal (3 s for
+# a sanitizer build).
 
 load helpers
 
 SHIM="$LAB_ROOT/tests/slowcall.so"
-WINDOW_MS=500
+WINDOW_MS=5000     # wide, for a loaded machine: the signal ends the wait early
+# A lost signal means no exit at all; the claim is an exit within a second. Sanitizer
+# builds (make check: LAB_BIN=.san) spend 0.3-0.6 s more in exit on a loaded 2-core
+# machine (LeakSanitizer's scan), so they get 3 s.
+LIMIT_MS=1000
+[[ "$LAB_BIN" != */.san ]] || LIMIT_MS=3000
 
 # start_held CALL PROGRAM [ARGS...]: start_server, with the shim holding every CALL
 # for WINDOW_MS. (ASan wants its runtime first in the library list; the shim does not
@@ -25,21 +32,25 @@ start_held() {
 }
 
 # sigint_in_window CALL: once the server is held just before CALL, send SIGINT. It
-# must exit 0 within a second, with the summary as its last line.
+# must exit 0 within LIMIT_MS, with the summary as its last line.
 sigint_in_window() {
     local call=$1 t0 ms status=0
     wait_for_line "^slowcall: $call in " 10 "$SERVER_LOG.err"
     t0=$(date +%s%N)
-    stop_pid "$SERVER_PID" INT || status=$?
+    kill -INT "$SERVER_PID"
+    # wait returns the moment the server exits (it is this shell's child); a server
+    # that sleeps on is killed after 10 s and fails with 137.
+    background watchdog sh -c "sleep 10; kill -KILL $SERVER_PID"
+    wait "$SERVER_PID" || status=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     SERVER_PID=
     echo "exit status $status, $ms ms after SIGINT; the server's stderr:"
     cat "$SERVER_LOG.err"
     # The signal came while the shim held the call, not during the call itself
     # (that case EINTR already covers): otherwise this test would prove nothing.
-    grep -Eq "^slowcall: $call now, [1-9][0-9]* signal\(s\) in the wait$" "$SERVER_LOG.err"
+    grep -q "^slowcall: $call now, after a signal$" "$SERVER_LOG.err"
     [ "$status" -eq 0 ]
-    [ "$ms" -lt 1000 ]
+    [ "$ms" -lt "$LIMIT_MS" ]
     [[ "$(tail -n 1 "$SERVER_LOG")" =~ ^shutdown:\ served\ [0-9]+\ connections,\ echoed\ 0\ bytes$ ]]
 }
 
