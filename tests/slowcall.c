@@ -22,7 +22,7 @@
  * Build: cc -std=c11 -shared -fPIC -o slowcall.so slowcall.c   (make does it)
  * Run:   SLOWCALL=accept:500 LD_PRELOAD=$PWD/tests/slowcall.so 01-blocking/server
  * With a program built with ASan, add ASAN_OPTIONS=verify_asan_link_order=0: ASan
- * wants its runtime loaded first, and does not need to be, since the shim only
+ * wants its runtime loaded first, but here it need not be, since the shim only
  * passes each call on to the next library (ASan's interceptor, then libc).
  */
 #define _GNU_SOURCE             /* RTLD_NEXT */
@@ -69,8 +69,10 @@ static void fail(const char *what)
 static void find(const char *name, void *fn_ptr)
 {
     void *fn = dlsym(RTLD_NEXT, name);
-    if (fn == NULL)
-        fail(dlerror());
+    if (fn == NULL) {
+        const char *why = dlerror();
+        fail(why != NULL ? why : name);
+    }
     /* ISO C has no conversion from void * to a function pointer; copy the bytes. */
     memcpy(fn_ptr, &fn, sizeof fn);
 }
