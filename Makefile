@@ -25,7 +25,7 @@ SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
 SELECTORS := $(wildcard 07-selectors/selectors.[ch])
 SAN_REPORTS := $(CURDIR)/.san/reports
 
-all: $(PROGRAMS) stage08
+all: $(PROGRAMS) stage08 tests/slowcall.so
 
 # Both context switches are built, so that the tests run both: the hand-written
 # one beside the sources, the ucontext one in 08-coroutines/ucontext/.
@@ -53,6 +53,10 @@ $(SAN_PROGRAMS): .san/%: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(CFLAGS) $(SANITIZE) -o $@ $(filter %.c,$^) -pthread
 
+# The tests' LD_PRELOAD shim (tests/signals.bats), one library for plain and .san/ builds.
+tests/slowcall.so: tests/slowcall.c
+	$(CC) $(WARNINGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 test: all
 	tests/run
 
@@ -75,7 +79,7 @@ bench: all
 	tests/bench/run
 
 clean:
-	rm -f $(PROGRAMS)
+	rm -f $(PROGRAMS) tests/slowcall.so
 	$(MAKE) -C 08-coroutines clean
 	rm -rf 08-coroutines/ucontext
 	rm -rf .san

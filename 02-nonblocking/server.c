@@ -36,6 +36,8 @@ static const char *bind_addr = "127.0.0.1";
 static int bind_port = 8080;
 static int verbosity = 1;               /* 0 with -q, 2 with -v */
 static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+/* The sockets the handler may shut down, or -1: see on_signal(). */
+static volatile sig_atomic_t listen_fd = -1, conn_fd = -1;
 static unsigned long served;            /* connections accepted */
 static unsigned long long echoed;       /* bytes sent back */
 
@@ -89,15 +91,36 @@ static void parse_options(int argc, char **argv)
     }
 }
 
+/*
+ * Setting stop is not enough. The loops check stop, then block in accept() or
+ * recv(): a signal that lands between the check and the call sets stop too late
+ * for the check, and interrupts nothing, since the call has not begun. The
+ * server would sleep in it until the next client or byte. So the handler also
+ * wakes the call, whether it is under way or still to come: shutdown() (safe in a
+ * handler) makes accept() on the listener fail at once (EINVAL, on Linux) and
+ * recv() on the connection return 0. The loops then find stop set.
+ * main() sets listen_fd and conn_fd before it checks stop, and clears them before
+ * close(): the handler interrupts main() itself, so it finds an open socket or
+ * -1, never a number that close() has freed for the next socket to reuse.
+ * (Here only recv() blocks, the listener being non-blocking; the handler is 01's.)
+ */
 static void on_signal(int sig)
 {
+    int saved = errno;      /* the code we interrupted may be about to read errno */
     (void)sig;
     stop = 1;
+    /* Their results do not matter: a second signal finds them shut down already. */
+    if (listen_fd != -1)
+        (void)shutdown(listen_fd, SHUT_RDWR);
+    if (conn_fd != -1)
+        (void)shutdown(conn_fd, SHUT_RDWR);
+    errno = saved;
 }
 
 static void install_signals(void)
 {
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    /* No SA_RESTART: a call the signal interrupts returns EINTR at once. That alone
+     * would lose a signal that comes just before the call: see on_signal(). */
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
@@ -209,6 +232,7 @@ int main(int argc, char **argv)
     install_signals();
     int lfd = listen_on();
     set_nonblocking(lfd);   /* the notes' sk.setblocking(False) */
+    listen_fd = lfd;        /* before the first check of stop: see on_signal() */
 
     while (!stop) {
         struct sockaddr_in sin;
@@ -218,8 +242,10 @@ int main(int argc, char **argv)
         if (fd == -1) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 continue;   /* nobody is connecting: ask again at once. This is the spin. */
+            if (stop)
+                break;      /* the handler shut the listener down (EINVAL), or EINTR */
             if (errno == EINTR || errno == ECONNABORTED)
-                continue;   /* a signal (the loop checks stop), or the client left first */
+                continue;   /* a signal that is not a stop, or the client left first */
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: the connection waits in the backlog; retrying at
                  * once would spin, so pause until a descriptor may have been freed. */
@@ -234,7 +260,10 @@ int main(int argc, char **argv)
         peer_name(&sin, peer, sizeof peer);
         if (verbosity >= 1)
             printf("connected %s\n", peer);
-        serve_once(fd, peer);
+        conn_fd = fd;       /* set, then check stop: see on_signal() */
+        if (!stop)
+            serve_once(fd, peer);
+        conn_fd = -1;       /* before close() frees the number */
         /* We will never read this connection again. The notes' Python closes it when
          * `conn` is rebound; in C we must close it ourselves or leak the descriptor. */
         if (close(fd) == -1)
@@ -242,6 +271,7 @@ int main(int argc, char **argv)
         if (verbosity >= 1)
             printf("closed %s\n", peer);
     }
+    listen_fd = -1;
     if (close(lfd) == -1)
         perror("close");
     printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);

@@ -13,8 +13,8 @@
  * Look at: spawn() and serve_thread(); serve() is the iterative server's,
  * unchanged but for the lock around the shared byte counter.
  * Pitfall: a signal goes to any thread that does not block it. Workers block
- * SIGINT and SIGTERM so that the main thread's accept() is the one that sees
- * EINTR and stops.
+ * SIGINT and SIGTERM so that the handler always interrupts the main thread,
+ * the one that owns the listening socket the handler shuts down (on_signal()).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
@@ -36,6 +36,7 @@ static const char *bind_addr = "127.0.0.1";
 static int bind_port = 8080;
 static int verbosity = 1;               /* 0 with -q, 2 with -v */
 static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
+static volatile sig_atomic_t listen_fd = -1;    /* the handler shuts it down: see on_signal() */
 static unsigned long served;            /* connections accepted */
 static unsigned long long echoed;       /* bytes sent back, by every thread */
 static pthread_mutex_t echoed_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -102,15 +103,34 @@ static void parse_options(int argc, char **argv)
     }
 }
 
+/*
+ * Setting stop is not enough. The main loop checks stop, then blocks in accept():
+ * a signal that lands between the check and the call sets stop too late for the
+ * check, and interrupts nothing, since the call has not begun. The server would
+ * sleep in it until the next client. So the handler also shuts the listener
+ * down (shutdown() is safe in a handler), which makes accept() fail at once
+ * (EINVAL, on Linux), whether it is under way or still to come; the loop then
+ * finds stop set. Workers need no such wake-up: they end with the process.
+ * main() sets listen_fd before it checks stop, and clears it before close().
+ * The handler runs only in the main thread (spawn() keeps the signals from the
+ * workers), interrupting main() itself: it finds the listener open, or -1, never
+ * a number that close() has freed for another thread's socket to reuse.
+ */
 static void on_signal(int sig)
 {
+    int saved = errno;      /* the code we interrupted may be about to read errno */
     (void)sig;
     stop = 1;
+    /* Its result does not matter: a second signal finds it shut down already. */
+    if (listen_fd != -1)
+        (void)shutdown(listen_fd, SHUT_RDWR);
+    errno = saved;
 }
 
 static void install_signals(void)
 {
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    /* No SA_RESTART: a call the signal interrupts returns EINTR at once. That alone
+     * would lose a signal that comes just before the call: see on_signal(). */
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
@@ -232,7 +252,7 @@ static void spawn(struct conn *c)
     int err, err2;
 
     /* A new thread inherits our signal mask: with SIGINT and SIGTERM blocked around
-     * its creation, only the main thread takes them, and its accept() sees EINTR. */
+     * its creation, only the main thread takes them (on_signal() relies on it). */
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
@@ -262,6 +282,7 @@ int main(int argc, char **argv)
         die("setvbuf");
     install_signals();
     int lfd = listen_on();
+    listen_fd = lfd;        /* before the first check of stop: see on_signal() */
 
     while (!stop) {
         struct sockaddr_in sin;
@@ -269,8 +290,10 @@ int main(int argc, char **argv)
         struct conn *c;
         int fd = accept(lfd, (struct sockaddr *)&sin, &len);
         if (fd == -1) {
+            if (stop)
+                break;      /* the handler shut the listener down (EINVAL), or EINTR */
             if (errno == EINTR || errno == ECONNABORTED)
-                continue;   /* a signal (the loop checks stop), or the client left first */
+                continue;   /* a signal that is not a stop, or the client left first */
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: the connection waits in the backlog; retrying at
                  * once would spin, so pause until a descriptor may have been freed. */
@@ -290,6 +313,7 @@ int main(int argc, char **argv)
             printf("connected %s\n", c->peer);
         spawn(c);
     }
+    listen_fd = -1;
     if (close(lfd) == -1)
         perror("close");
     /* Returning from main ends every thread; the kernel closes their connections. */
