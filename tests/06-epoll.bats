@@ -10,20 +10,6 @@ load helpers
     diff -u "$EXPECTED/multiplex-client.txt" <(echo "$output")
 }
 
-# wait_for_backlog PORT N: wait until N connections wait in the listener's accept
-# queue, handshake done, not yet accepted. For a listening socket, /proc/net/tcp's
-# rx_queue is that count (hex, like the port).
-wait_for_backlog() {
-    local port tries=500 queued
-    port=$(printf ':%04X' "$1")
-    while queued=$(awk -v port="$port" '$2 ~ port "$" && $4 == "0A" { split($5, q, ":"); print q[2] }' /proc/net/tcp)
-            [ "$((16#${queued:-0}))" -lt "$2" ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "timed out waiting for $2 connections in the backlog of :$1" >&2; return 1; }
-        sleep 0.02
-    done
-}
-
 @test "06: the client's finished connections cost no CPU once the server closes them" {
     # 02's server answers one line per connection and closes it, one client at a
     # time, with a blocking recv(): a silent client holds it up.

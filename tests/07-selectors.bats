@@ -121,6 +121,7 @@ wait_asleep() {
     wait_for_line '^holding [0-9]+, refused [0-9]+$' 60 "$BATS_TEST_TMPDIR/hold.out"
     read -r _ held _ refused < <(tr -d , <"$BATS_TEST_TMPDIR/hold.out")
     echo "held $held, refused $refused"
-    [ "$refused" -ge 1 ] && [ $((held + refused)) -eq 1100 ]
+    [ "$refused" -ge 1 ]
+    [ $((held + refused)) -eq 1100 ]
     [ "$(grep -c '^refused .*: descriptor [0-9]* >= FD_SETSIZE (1024)$' "$SERVER_LOG")" -eq "$refused" ]
 }

@@ -50,6 +50,20 @@ wait_for_count() {
     done
 }
 
+# wait_for_backlog PORT N: wait until N connections wait in the listener's accept
+# queue, handshake done, not yet accepted. For a listening socket, /proc/net/tcp's
+# rx_queue is that count (hex, like the port).
+wait_for_backlog() {
+    local port tries=500 queued
+    port=$(printf ':%04X' "$1")
+    while queued=$(awk -v port="$port" '$2 ~ port "$" && $4 == "0A" { split($5, q, ":"); print q[2] }' /proc/net/tcp)
+            [ "$((16#${queued:-0}))" -lt "$2" ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "timed out waiting for $2 connections in the backlog of :$1" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
 # background NAME COMMAND...: run COMMAND with stdout in $BATS_TEST_TMPDIR/NAME.out;
 # teardown stops it. Its PID is in LAST_PID.
 background() {

@@ -54,20 +54,6 @@ fds_below() {
     find "/proc/$2/fd" -mindepth 1 -maxdepth 1 -printf '%f\n' | awk -v limit="$1" '$1 < limit' | wc -l
 }
 
-# wait_for_backlog PORT N: wait until N connections wait in the listener's accept
-# queue, handshake done, not yet accepted. For a listening socket, /proc/net/tcp's
-# rx_queue is that count (hex, like the port).
-wait_for_backlog() {
-    local port tries=500 queued
-    port=$(printf ':%04X' "$1")
-    while queued=$(awk -v port="$port" '$2 ~ port "$" && $4 == "0A" { split($5, q, ":"); print q[2] }' /proc/net/tcp)
-            [ "$((16#${queued:-0}))" -lt "$2" ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "timed out waiting for $2 connections in the backlog of :$1" >&2; return 1; }
-        sleep 0.02
-    done
-}
-
 @test "$SERVER: out of descriptors (EMFILE): no spinning, and it recovers" {
     start_limited 64 -q     # -q hides routine lines, never these warnings
     # 80 connections against 64 descriptors: the server runs out part-way, and
