@@ -116,7 +116,7 @@ static void set_nonblocking(int fd)
         die("fcntl");
 }
 
-/* "host:port" for IPv4, "[host]:port" for IPv6 (as in a URL), numeric, for log lines. */
+/* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */
 static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
 {
     char host[INET6_ADDRSTRLEN], port[8];   /* a longer name fails: "?" */
