@@ -16,8 +16,8 @@
  * Exit status: 0 when every message was answered, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +30,7 @@
 
 #define LINE_MAX_BYTES 1024
 #define REPLY_WAIT_MS 1000      /* how long a reply may take before it counts as lost */
+#define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 static const char *prog;                /* argv[0], for messages */
 static const char *server_addr = "127.0.0.1";
@@ -46,7 +47,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-g MILLIS] [-h]\n"
                 "  sends hello, python and hfhhf on one connection, reports each reply\n"
-                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -g MILLIS pause between messages (default 1000)\n"
                 "  -h        this help\n", prog);
@@ -100,19 +101,52 @@ static void sleep_ms(long ms)
         ;           /* a signal cut the pause short: sleep the rest */
 }
 
+/* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */
+static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN], port[8];   /* a longer name fails: "?" */
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(out, size, "?");
+    else if (sa->sa_family == AF_INET6)
+        snprintf(out, size, "[%s]:%s", host, port);
+    else
+        snprintf(out, size, "%s:%s", host, port);
+}
+
+/* Connect to server_addr:server_port. A name may stand for several addresses
+ * (localhost: ::1 and 127.0.0.1): try each in turn, as UNP's tcp_connect does. */
 static int connect_to(void)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
-    int fd;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res, *ai;
+    char port[8], name[PEER_MAX];
+    const char *what = "connect";   /* the call that failed, for the message */
+    int fd = -1, err;
 
-    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
+    snprintf(port, sizeof port, "%d", server_port);
+    if ((err = getaddrinfo(server_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, server_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
         exit(2);
     }
-    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-        die("socket");
-    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
-        fprintf(stderr, "connect %s:%d: %s\n", server_addr, server_port, strerror(errno));
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        what = "socket";        /* fails with EAFNOSUPPORT for IPv6 on a kernel without it */
+        if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) != -1) {
+            what = "connect";
+            if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+                break;
+        }
+        err = errno;    /* why this address failed: the message if none works */
+        peer_name(ai->ai_addr, ai->ai_addrlen, name, sizeof name);
+        if (fd != -1 && close(fd) == -1)
+            die("close");
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd == -1) {
+        fprintf(stderr, "%s %s: %s\n", what, name, strerror(err));
         exit(1);
     }
     return fd;

@@ -16,9 +16,8 @@
  * Exit status: 0 when every reply matched, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +56,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CLIENTS] [-m MESSAGES] [-t] [-h]\n"
                 "  CLIENTS threads connect at once; each sends MESSAGES lines, one at a time\n"
-                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -n N      clients (default 20)\n"
                 "  -m N      lines per client (default 1)\n"
@@ -108,22 +107,35 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Connect to server_addr:server_port, or -1 with errno set. A name may stand for
+ * several addresses (localhost: ::1 and 127.0.0.1): try each in turn, as UNP's
+ * tcp_connect does. */
 static int connect_to(void)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
-    int fd;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res, *ai;
+    char port[8];
+    int fd = -1, err;
 
-    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
+    snprintf(port, sizeof port, "%d", server_port);
+    if ((err = getaddrinfo(server_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, server_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
         exit(2);
     }
-    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
-        int saved = errno;  /* close() must not clobber connect's reason */
-        if (close(fd) == -1)
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) != -1
+                && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        err = errno;        /* close() must not clobber this address's reason */
+        if (fd != -1 && close(fd) == -1)
             perror("close");
-        errno = saved;
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd == -1) {
+        errno = err;        /* the last address's reason, for the caller's message */
         return -1;
     }
     /* A reply that never comes (an iterative server busy with another client)

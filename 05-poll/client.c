@@ -14,9 +14,8 @@
  * Exit status: 0 when every connection got its reply, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -45,6 +44,8 @@ struct req {                    /* one connection's progress, printed in order a
 static const char *prog;                /* argv[0], for messages */
 static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
+static struct sockaddr_storage server;  /* -a and -p, resolved once */
+static socklen_t server_len;
 static long nconns = 2000;              /* -n: connections, past select()'s 1024 */
 static int verbose;                     /* -v: print every reply */
 
@@ -58,7 +59,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
                 "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"
-                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -n N      connections (default 2000; raise ulimit -n to match)\n"
                 "  -v        print every reply, in connection order\n"
@@ -79,6 +80,30 @@ static long number(int opt, const char *arg, long max)
     return n;
 }
 
+/* Resolve -a once, before the first connection. The blocking clients (01-03) try a
+ * name's addresses in turn; here the connections open side by side without waiting,
+ * and falling back to a next address would be one more state for each of them, so
+ * every connection uses the first address, the one getaddrinfo ranks best. */
+static void resolve_server(void)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    char port[8];
+    int err;
+
+    snprintf(port, sizeof port, "%d", server_port);
+    if ((err = getaddrinfo(server_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, server_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+        usage(stderr);
+        exit(2);
+    }
+    memcpy(&server, res->ai_addr, res->ai_addrlen);
+    server_len = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
 static void parse_options(int argc, char **argv)
 {
     int c;
@@ -97,6 +122,7 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
+    resolve_server();
 }
 
 static double now(void)
@@ -132,17 +158,12 @@ static void fail(struct req *r, const char *why)
  * and the socket becomes writable when the handshake is done (notes 003). */
 static void start_connect(struct req *r, long k)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
-    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
-        exit(2);
-    }
     snprintf(r->out, sizeof r->out, "hello %ld\n", k + 1);
-    if ((r->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+    if ((r->fd = socket(server.ss_family, SOCK_STREAM, 0)) == -1)
         die("socket");      /* EMFILE: raise ulimit -n */
     set_nonblocking(r->fd);
     r->state = CONNECTING;
-    if (connect(r->fd, (struct sockaddr *)&sin, sizeof sin) == 0)
+    if (connect(r->fd, (struct sockaddr *)&server, server_len) == 0)
         r->state = SENDING; /* on loopback it may finish at once */
     else if (errno != EINPROGRESS)
         fail(r, strerror(errno));

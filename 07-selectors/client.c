@@ -16,9 +16,8 @@
  * Exit status: 0 when every request got its reply, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +44,8 @@ struct req {                    /* the notes' Req: a socket and its callback */
 static const char *prog;                /* argv[0], for messages */
 static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
+static struct sockaddr_storage server;  /* -a and -p, resolved once */
+static socklen_t server_len;
 static long nconns = 100;               /* -n: requests, each on its own connection */
 static int verbose;                     /* -v: print every reply */
 static struct selector *sel;            /* the loop's selector */
@@ -60,7 +61,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n REQUESTS] [-v] [-h]\n"
                 "  adds REQUESTS (a line each, on its own connection), then runs the loop\n"
-                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -n N      requests (default 100; at most 1000, for the select backend)\n"
                 "  -v        print every reply, in connection order\n"
@@ -81,6 +82,30 @@ static long number(int opt, const char *arg, long max)
     return n;
 }
 
+/* Resolve -a once, before the first connection. The blocking clients (01-03) try a
+ * name's addresses in turn; here the connections open side by side without waiting,
+ * and falling back to a next address would be one more state for each of them, so
+ * every connection uses the first address, the one getaddrinfo ranks best. */
+static void resolve_server(void)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    char port[8];
+    int err;
+
+    snprintf(port, sizeof port, "%d", server_port);
+    if ((err = getaddrinfo(server_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, server_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+        usage(stderr);
+        exit(2);
+    }
+    memcpy(&server, res->ai_addr, res->ai_addrlen);
+    server_len = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
 static void parse_options(int argc, char **argv)
 {
     int c;
@@ -99,6 +124,7 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
+    resolve_server();
 }
 
 static double now(void)
@@ -141,17 +167,12 @@ static void finish(struct req *r, const char *error)
  * comes when the handshake is done (or has failed). */
 static void nb_add(struct req *r, long k, void (*callback)(struct req *r))
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
-    if (inet_pton(AF_INET, server_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
-        exit(2);
-    }
     snprintf(r->out, sizeof r->out, "hello %ld\n", k + 1);
     r->callback = callback;
-    if ((r->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+    if ((r->fd = socket(server.ss_family, SOCK_STREAM, 0)) == -1)
         die("socket");      /* EMFILE: raise ulimit -n */
     set_nonblocking(r->fd);
-    if (connect(r->fd, (struct sockaddr *)&sin, sizeof sin) == -1 && errno != EINPROGRESS)
+    if (connect(r->fd, (struct sockaddr *)&server, server_len) == -1 && errno != EINPROGRESS)
         die("connect");
     if (sel_register(sel, r->fd, SEL_WRITE, r) == NULL)
         die("sel_register");    /* ERANGE: the select backend cannot watch this fd */

@@ -22,9 +22,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE         /* MAP_ANONYMOUS: in POSIX only since 2024 */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +43,7 @@
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
 #define MAX_WORKERS 64
+#define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 struct handler {                /* what a key's data points to: its callbacks */
     void (*on_read)(struct sel_key *key);
@@ -55,7 +56,7 @@ struct conn {
     int eof;                    /* the client shut its side: flush, then close */
     size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
     int events;                 /* what it is registered for: SEL_READ, SEL_WRITE */
-    char peer[32];
+    char peer[PEER_MAX];
     char queue[QUEUE_MAX];
 };
 
@@ -83,10 +84,10 @@ static void die(const char *what)
 static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-w N] [-q | -v] [-h]\n"
-                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   port (default 8080; 0 picks a free port)\n"
                 "  -w N      N worker processes over the same listening socket\n"
-                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -q        quiet: log only the start line, warnings and the shutdown summary\n"
                 "  -v        verbose: also log what each sel_select() returned, each read and write\n"
                 "  -h        this help\n", prog);
 }
@@ -160,41 +161,69 @@ static void set_nonblocking(int fd)
         die("fcntl");
 }
 
+/* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */
+static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN], port[8];   /* a longer name fails: "?" */
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(out, size, "?");
+    else if (sa->sa_family == AF_INET6)
+        snprintf(out, size, "[%s]:%s", host, port);
+    else
+        snprintf(out, size, "%s:%s", host, port);
+}
+
 /* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
 static int listen_on(void)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
-    socklen_t len = sizeof sin;
-    int fd, one = 1;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res, *ai;
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    char port[8], name[PEER_MAX];
+    const char *what = "bind";   /* the call that failed, for the message */
+    int fd = -1, one = 1, err;
 
-    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+    snprintf(port, sizeof port, "%d", bind_port);
+    if ((err = getaddrinfo(bind_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, bind_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
         usage(stderr);
         exit(2);
     }
-    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-        die("socket");
-    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
-        die("setsockopt");
-    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
-        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+    /* A name may stand for several addresses (localhost: ::1 and 127.0.0.1): bind the
+     * first that works, as UNP's tcp_listen does. On Linux an IPv6 socket bound to ::
+     * also takes IPv4 clients (IPV6_V6ONLY is off by default); we keep that default. */
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        what = "socket";        /* fails with EAFNOSUPPORT for IPv6 on a kernel without it */
+        if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) != -1) {
+            /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+            if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+                die("setsockopt");
+            what = "bind";
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+                break;
+        }
+        err = errno;    /* why this address failed: the message if none works */
+        peer_name(ai->ai_addr, ai->ai_addrlen, name, sizeof name);
+        if (fd != -1 && close(fd) == -1)
+            die("close");
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd == -1) {
+        fprintf(stderr, "%s %s: %s\n", what, name, strerror(err));
         exit(1);
     }
     if (listen(fd, SOMAXCONN) == -1)
         die("listen");
-    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == -1)
         die("getsockname");
-    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    peer_name((struct sockaddr *)&addr, len, name, sizeof name);
+    printf("listening on %s\n", name);
     return fd;
-}
-
-static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
-{
-    char ip[INET_ADDRSTRLEN];
-    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
-        snprintf(ip, sizeof ip, "?");
-    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
 }
 
 /* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
@@ -311,10 +340,10 @@ static void on_accept(struct sel_key *key)
 {
     (void)key;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_in sin;
-        socklen_t len = sizeof sin;
-        char peer[32];
-        int fd = accept(lfd, (struct sockaddr *)&sin, &len);
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        char peer[PEER_MAX];
+        int fd = accept(lfd, (struct sockaddr *)&addr, &len);
         if (fd == -1) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return;     /* nobody waiting (with -w, another worker took it) */
@@ -333,7 +362,7 @@ static void on_accept(struct sel_key *key)
             printf("accepting again%s\n", tag);
             watch_listener(1);
         }
-        peer_name(&sin, peer, sizeof peer);
+        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
         set_nonblocking(fd);
         struct conn *c = calloc(1, sizeof *c);
         if (c == NULL)

@@ -14,9 +14,8 @@
  * Exit status: 0 when every client got every reply, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +43,8 @@ static int server_port = 8080;
 static long nclients = 500;             /* -n: the notes' 500 threads */
 static long nmessages = 1;              /* -m: lines each client sends */
 static int verbose;                     /* -v: print every reply */
-static struct sockaddr_in server;
+static struct sockaddr_storage server;  /* -a and -p, resolved once */
+static socklen_t server_len;
 static int connecting;                  /* clients spawned whose connect has not ended */
 
 static void die(const char *what)
@@ -57,7 +57,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CLIENTS] [-m MESSAGES] [-v] [-h]\n"
                 "  runs CLIENTS coroutines at once; each sends MESSAGES lines, one at a time\n"
-                "  -a ADDR   server address (default 127.0.0.1)\n"
+                "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -n N      clients (default 500; raise ulimit -n to match)\n"
                 "  -m M      lines each client sends, waiting for each reply (default 1)\n"
@@ -79,6 +79,30 @@ static long number(int opt, const char *arg, long max)
     return n;
 }
 
+/* Resolve -a once, before the first coroutine starts: getaddrinfo() may block on DNS,
+ * and a call that blocks inside a coroutine stalls every coroutine of the thread
+ * (gevent hands it to a thread pool for that reason). As in 04-07's clients, every
+ * client uses the first address, the one getaddrinfo ranks best. */
+static void resolve_server(void)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    char port[8];
+    int err;
+
+    snprintf(port, sizeof port, "%d", server_port);
+    if ((err = getaddrinfo(server_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, server_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+        usage(stderr);
+        exit(2);
+    }
+    memcpy(&server, res->ai_addr, res->ai_addrlen);
+    server_len = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
 static void parse_options(int argc, char **argv)
 {
     int c;
@@ -98,12 +122,7 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    server = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)server_port) };
-    if (inet_pton(AF_INET, server_addr, &server.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, server_addr);
-        usage(stderr);
-        exit(2);
-    }
+    resolve_server();
 }
 
 /* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
@@ -162,12 +181,12 @@ static void *talk(void *arg)
     struct client *c = arg;
     char want[LINE_BYTES];
 
-    if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1) {
+    if ((c->fd = socket(server.ss_family, SOCK_STREAM, 0)) == -1) {
         connecting--;
         fail(c, errno, NULL);           /* EMFILE: raise ulimit -n */
         return NULL;
     }
-    int connected = co_connect(c->fd, (struct sockaddr *)&server, sizeof server);
+    int connected = co_connect(c->fd, (struct sockaddr *)&server, server_len);
     connecting--;
     if (connected == -1) {
         fail(c, errno, NULL);           /* ECONNREFUSED... */

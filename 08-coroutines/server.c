@@ -19,8 +19,8 @@
  * after 16 IO calls in a row that did not have to wait, for the same reason.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +33,7 @@
 
 #define BUFSIZE 4096
 #define PAUSE_MS 1000           /* while out of descriptors, retry accept this often */
+#define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 static const char *prog;                /* argv[0], for messages */
 static const char *bind_addr = "127.0.0.1";
@@ -44,7 +45,7 @@ static unsigned long long echoed;       /* bytes sent back, by every coroutine: 
 
 struct conn {           /* what a new coroutine needs to know, owned by it */
     int fd;
-    char peer[32];
+    char peer[PEER_MAX];
 };
 
 static void die(const char *what)
@@ -56,9 +57,9 @@ static void die(const char *what)
 static void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
-                "  -a ADDR   address to bind (default 127.0.0.1)\n"
+                "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   port (default 8080; 0 picks a free port)\n"
-                "  -q        quiet: log only the start line and the shutdown summary\n"
+                "  -q        quiet: log only the start line, warnings and the shutdown summary\n"
                 "  -v        verbose: also log each read and write\n"
                 "  -h        this help\n", prog);
 }
@@ -118,41 +119,69 @@ static void install_signals(void)
         die("sigaction");
 }
 
+/* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */
+static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN], port[8];   /* a longer name fails: "?" */
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(out, size, "?");
+    else if (sa->sa_family == AF_INET6)
+        snprintf(out, size, "[%s]:%s", host, port);
+    else
+        snprintf(out, size, "%s:%s", host, port);
+}
+
 /* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
 static int listen_on(void)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)bind_port) };
-    socklen_t len = sizeof sin;
-    int fd, one = 1;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res, *ai;
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    char port[8], name[PEER_MAX];
+    const char *what = "bind";   /* the call that failed, for the message */
+    int fd = -1, one = 1, err;
 
-    if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "%s: -a wants an IPv4 address, not '%s'\n", prog, bind_addr);
+    snprintf(port, sizeof port, "%d", bind_port);
+    if ((err = getaddrinfo(bind_addr, port, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", prog, bind_addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
         usage(stderr);
         exit(2);
     }
-    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-        die("socket");
-    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
-        die("setsockopt");
-    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
-        fprintf(stderr, "bind %s:%d: %s\n", bind_addr, bind_port, strerror(errno));
+    /* A name may stand for several addresses (localhost: ::1 and 127.0.0.1): bind the
+     * first that works, as UNP's tcp_listen does. On Linux an IPv6 socket bound to ::
+     * also takes IPv4 clients (IPV6_V6ONLY is off by default); we keep that default. */
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        what = "socket";        /* fails with EAFNOSUPPORT for IPv6 on a kernel without it */
+        if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) != -1) {
+            /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+            if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+                die("setsockopt");
+            what = "bind";
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+                break;
+        }
+        err = errno;    /* why this address failed: the message if none works */
+        peer_name(ai->ai_addr, ai->ai_addrlen, name, sizeof name);
+        if (fd != -1 && close(fd) == -1)
+            die("close");
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd == -1) {
+        fprintf(stderr, "%s %s: %s\n", what, name, strerror(err));
         exit(1);
     }
     if (listen(fd, SOMAXCONN) == -1)
         die("listen");
-    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == -1)
         die("getsockname");
-    printf("listening on %s:%u\n", bind_addr, ntohs(sin.sin_port));
+    peer_name((struct sockaddr *)&addr, len, name, sizeof name);
+    printf("listening on %s\n", name);
     return fd;
-}
-
-static void peer_name(const struct sockaddr_in *sin, char *out, size_t size)
-{
-    char ip[INET_ADDRSTRLEN];
-    if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip) == NULL)
-        snprintf(ip, sizeof ip, "?");
-    snprintf(out, size, "%s:%u", ip, ntohs(sin->sin_port));
 }
 
 /* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
@@ -241,10 +270,10 @@ int main(int argc, char **argv)
 
     int out_of_fds = 0;         /* log EMFILE once per episode */
     while (!stop) {
-        struct sockaddr_in sin;
-        socklen_t len = sizeof sin;
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
         struct conn *c;
-        int fd = co_accept(lfd, (struct sockaddr *)&sin, &len);
+        int fd = co_accept(lfd, (struct sockaddr *)&addr, &len);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;   /* a signal (the loop checks stop), or the client left first */
@@ -268,7 +297,7 @@ int main(int argc, char **argv)
         if ((c = malloc(sizeof *c)) == NULL)
             die("malloc");
         c->fd = fd;
-        peer_name(&sin, c->peer, sizeof c->peer);
+        peer_name((struct sockaddr *)&addr, len, c->peer, sizeof c->peer);
         if (verbosity >= 1)
             printf("connected %s\n", c->peer);
         spawn(c);

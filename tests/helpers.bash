@@ -12,7 +12,8 @@ SERVER_PID=
 BACKGROUND_PIDS=()
 
 # start_server PROGRAM [ARGS...]: run $LAB_BIN/PROGRAM on port 0 and read the real
-# port from its first line. Sets SERVER_PID, PORT and SERVER_LOG (stdout; stderr
+# port from its first line, "listening on ADDR:PORT" ("[ADDR]:PORT" for IPv6: the
+# last colon is the port's). Sets SERVER_PID, PORT and SERVER_LOG (stdout; stderr
 # goes to SERVER_LOG.err).
 start_server() {
     local program=$1

@@ -19,8 +19,9 @@
  *                          connection the server closes unanswered is counted
  *                          as refused (select's FD_SETSIZE cap), not an error
  *   line  -s STRING [-T]   one round trip of STRING\n; -T prints the time
- * Common: -a IPv4ADDR (127.0.0.1), -p PORT (required), -t SECONDS deadline
- * (10; for flood it bounds only the connect, for hold only the setup).
+ * Common: -a ADDR (IPv4, IPv6 or a host name; 127.0.0.1), -p PORT (required),
+ * -t SECONDS deadline (10; for flood it bounds only the connect, for hold only
+ * the setup).
  * hold ignores stdin on purpose: a background job's stdin may be /dev/null.
  * Exit: 0 ok, 1 wrong reply, 2 usage, 3 deadline passed, 4 connection error
  * (or any other failing system call).
@@ -28,11 +29,10 @@
  * Build: cc -std=c11 -Wall -Wextra -O2 -o probe probe.c
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -61,7 +61,8 @@ static int opt_port, opt_b, opt_T, opt_r;
 static long long opt_n, opt_c = 1;
 static double opt_t = 10, opt_d;
 
-static struct sockaddr_in peer;
+static struct sockaddr_storage peer;   /* -a and -p, resolved once: resolve_peer() */
+static socklen_t peer_len;
 static double deadline;                 /* CLOCK_MONOTONIC seconds */
 static volatile sig_atomic_t stop;      /* SIGTERM or SIGINT came (flood, hold) */
 static int sig_fd[2] = {-1, -1};        /* self-pipe: the handler wakes poll() */
@@ -244,16 +245,36 @@ static void catch_stop(void)
         die(RC_CONN, "sigaction: %s", strerror(errno));
 }
 
+/* Resolve -a once, before any connection: a name's first address (the one
+ * getaddrinfo ranks best) serves every connection, as in the lab's multiplexing
+ * clients, whose connects are all in flight at once. */
+static void resolve_peer(void)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    char port[8];
+    int err;
+
+    snprintf(port, sizeof port, "%d", opt_port);
+    if ((err = getaddrinfo(opt_addr, port, &hints, &res)) != 0)
+        die(RC_USAGE, "-a '%s': %s", opt_addr,
+            err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+    memcpy(&peer, res->ai_addr, res->ai_addrlen);
+    peer_len = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
 /* A non-blocking socket with its connect() started. Returns 1 if it is
  * already connected, 0 if in progress (wait for POLLOUT, then check_connected). */
 static int start_connect(int *fdp)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(peer.ss_family, SOCK_STREAM, 0);
     if (fd < 0)
         conn_fail("socket for", errno);
     set_nonblock(fd);
     *fdp = fd;
-    if (connect(fd, (struct sockaddr *)&peer, sizeof peer) == 0)
+    if (connect(fd, (struct sockaddr *)&peer, peer_len) == 0)
         return 1;
     if (errno == EINPROGRESS || errno == EINTR)   /* EINTR: it goes on anyway */
         return 0;
@@ -710,10 +731,7 @@ int main(int argc, char **argv)
     if (opt_s && strchr(opt_s, '\n'))
         die(RC_USAGE, "-s STRING must not hold a newline: the reply is read up to one");
 
-    peer.sin_family = AF_INET;          /* the lab's servers are IPv4 only */
-    peer.sin_port = htons((uint16_t)opt_port);
-    if (inet_pton(AF_INET, opt_addr, &peer.sin_addr) != 1)
-        die(RC_USAGE, "-a wants an IPv4 address, not '%s'", opt_addr);
+    resolve_peer();
 
     deadline = now() + opt_t;
     c->run();

@@ -10,12 +10,13 @@
  * load generator, which sends one 64-byte line and waits, never causes that),
  * no EMFILE handling, no log but the first line and the summary.
  *
- * Usage: baseline [-p PORT] [-q]   (-q is accepted and changes nothing: the
- * benchmark passes it to every server). Listens on 127.0.0.1.
+ * Usage: baseline [-a ADDR] [-p PORT] [-q]   (-q is accepted and changes nothing:
+ * the benchmark passes it to every server). -a as the stages take it (default
+ * 127.0.0.1), but only a name's first address is tried.
  */
 #define _GNU_SOURCE             /* accept4 */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,18 +44,21 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    int port = 0, c, one = 1;
+    const char *addr = "127.0.0.1";
+    int port = 0, c, one = 1, err;
     unsigned long served = 0;
     unsigned long long echoed = 0;
-    while ((c = getopt(argc, argv, "p:q")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:q")) != -1) {
         char *end;
         long n = c == 'p' ? strtol(optarg, &end, 10) : 0;
         if (c == 'p' && (*optarg == '\0' || *end != '\0' || n < 0 || n > 65535))
             c = '?';                    /* not a port: the usage below */
         if (c == 'p')
             port = (int)n;
+        else if (c == 'a')
+            addr = optarg;
         else if (c != 'q') {
-            fprintf(stderr, "usage: %s [-p PORT] [-q]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-a ADDR] [-p PORT] [-q]\n", argv[0]);
             return 2;
         }
     }
@@ -68,18 +72,34 @@ int main(int argc, char **argv)
     if (sigaction(SIGPIPE, &sa, NULL) == -1)
         die("sigaction");
 
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sin;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char service[8], host[INET6_ADDRSTRLEN];
+    snprintf(service, sizeof service, "%d", port);
+    if ((err = getaddrinfo(addr, service, &hints, &res)) != 0) {
+        fprintf(stderr, "%s: -a '%s': %s\n", argv[0], addr,
+                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+        return 2;
+    }
+    int lfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (lfd == -1)
         die("socket");
     if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
         die("setsockopt");
-    if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) == -1 || listen(lfd, SOMAXCONN) == -1
-            || getsockname(lfd, (struct sockaddr *)&sin, &len) == -1)
+    if (bind(lfd, res->ai_addr, res->ai_addrlen) == -1 || listen(lfd, SOMAXCONN) == -1
+            || getsockname(lfd, (struct sockaddr *)&ss, &len) == -1)
         die("bind");
-    printf("listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
+    freeaddrinfo(res);
+    if ((err = getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, service, sizeof service,
+                           NI_NUMERICHOST | NI_NUMERICSERV)) != 0) {
+        fprintf(stderr, "getnameinfo: %s\n", gai_strerror(err));
+        return 1;
+    }
+    int v6 = ss.ss_family == AF_INET6;  /* "[::1]:PORT", as the stages print it */
+    printf("listening on %s%s%s:%s\n", v6 ? "[" : "", host, v6 ? "]" : "", service);
 
     int epfd = epoll_create1(0);
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, events[MAX_EVENTS];

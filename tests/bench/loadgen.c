@@ -21,10 +21,9 @@
  * 3 the connect phase did not finish within 60 s (then no line is printed).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -51,6 +50,7 @@ enum { RC_OK, RC_ERRORS, RC_USAGE, RC_DEADLINE };
 
 static const char usage_text[] =
     "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-P SERVER_PID] [-q]\n"
+    "  -a ADDR     server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
     "  -c BUSY     connections in a closed loop of 64-byte requests (default 100)\n"
     "  -i IDLE     connections that do one round trip, then stay silent (default 0)\n"
     "  -d SECONDS  length of the measuring phase, fractions allowed (default 3)\n"
@@ -76,7 +76,8 @@ static int opt_port, opt_q, parsing = 1;   /* parsing: usage errors also print t
 static long opt_busy = 100, opt_idle, opt_pid;
 static double opt_d = 3;
 
-static struct sockaddr_in peer;
+static struct sockaddr_storage peer;   /* -a and -p, resolved once: resolve_peer() */
+static socklen_t peer_len;
 static struct conn *conns;              /* busy ones first, then idle ones */
 static long nconns;
 static int epfd = -1;
@@ -258,15 +259,35 @@ static void next_request(struct conn *c)
     send_request(c);
 }
 
+/* Resolve -a once, before any connection: a name's first address (the one
+ * getaddrinfo ranks best) serves every connection, as in the lab's multiplexing
+ * clients, whose connects are all in flight at once. */
+static void resolve_peer(void)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res;
+    char port[8];
+    int err;
+
+    snprintf(port, sizeof port, "%d", opt_port);
+    if ((err = getaddrinfo(opt_addr, port, &hints, &res)) != 0)
+        die(RC_USAGE, "-a '%s': %s", opt_addr,
+            err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
+    memcpy(&peer, res->ai_addr, res->ai_addrlen);
+    peer_len = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
 /* A non-blocking connect returns at once, usually with EINPROGRESS; the socket
  * becomes writable when the handshake is done (or has failed). */
 static void start_connect(struct conn *c)
 {
     pending++;
     c->state = CONNECTING;
-    if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
+    if ((c->fd = socket(peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
         fail(c, errno, "socket");
-    else if (connect(c->fd, (const struct sockaddr *)&peer, sizeof peer) == 0)
+    else if (connect(c->fd, (const struct sockaddr *)&peer, peer_len) == 0)
         next_request(c);                /* on loopback it may finish at once */
     else if (errno == EINPROGRESS || errno == EINTR)
         watch(c, EPOLLOUT);             /* EINTR: the handshake goes on in the background */
@@ -476,10 +497,7 @@ static void parse_options(int argc, char **argv)
         die(RC_USAGE, "unexpected argument '%s'", argv[optind]);
     if (opt_port == 0)
         die(RC_USAGE, "-p PORT is required");
-    peer.sin_family = AF_INET;          /* the lab's servers are IPv4 only */
-    peer.sin_port = htons((uint16_t)opt_port);
-    if (inet_pton(AF_INET, opt_addr, &peer.sin_addr) != 1)
-        die(RC_USAGE, "-a wants an IPv4 address, not '%s'", opt_addr);
+    resolve_peer();
     parsing = 0;
 }
 
