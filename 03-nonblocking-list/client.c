@@ -178,8 +178,10 @@ static ssize_t read_line(int fd, char *line, size_t size)
 {
     size_t got = 0;
     while (got == 0 || line[got - 1] != '\n') {
-        if (got == size - 1)
-            return -1;      /* longer than we sent: not our reply */
+        if (got == size - 1) {
+            errno = EMSGSIZE;   /* longer than we sent: not our reply. Say so: the */
+            return -1;          /* caller prints strerror(errno), stale otherwise */
+        }
         ssize_t n = recv(fd, line + got, size - 1 - got, 0);
         if (n == 0)
             return 0;       /* EOF before the whole line */

@@ -40,7 +40,8 @@ struct req {                    /* one connection's progress, printed in order a
     enum state state;
     size_t sent, got;
     char out[LINE_BYTES], in[LINE_BYTES];
-    const char *error;          /* why it FAILED */
+    int err;                    /* why it FAILED: an errno value, or 0 and why says */
+    const char *why;
 };
 
 static const char *prog;                /* argv[0], for messages */
@@ -150,10 +151,13 @@ static void upper(char *buf, size_t len)
             buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
-static void fail(struct req *r, const char *why)
+/* Keep errno's value, not strerror()'s string: its buffer may be reused by the
+ * next call, and the reason is printed only at the end. */
+static void fail(struct req *r, int err, const char *why)
 {
     r->state = FAILED;
-    r->error = why;
+    r->err = err;
+    r->why = why;
 }
 
 /* Start a non-blocking connect: it returns at once, usually with EINPROGRESS,
@@ -172,7 +176,7 @@ static void start_connect(struct req *r, long k)
     if (connect(r->fd, (struct sockaddr *)&server, server_len) == 0)
         r->state = SENDING; /* on loopback it may finish at once */
     else if (errno != EINPROGRESS)
-        fail(r, strerror(errno));
+        fail(r, errno, NULL);
 }
 
 /* Move one connection on as far as it goes without blocking. */
@@ -184,7 +188,7 @@ static void step(struct req *r, int readable, int writable)
         if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
             die("getsockopt");
         if (err != 0) {     /* writable, but because the connect failed */
-            fail(r, strerror(err));
+            fail(r, err, NULL);
             return;
         }
         r->state = SENDING;
@@ -193,7 +197,7 @@ static void step(struct req *r, int readable, int writable)
         /* EAGAIN (the buffer filled since) or EINTR: not an error, try next time. */
         ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
         if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(r, strerror(errno));
+            fail(r, errno, NULL);
         else if (n > 0 && (r->sent += (size_t)n) == strlen(r->out))
             r->state = READING;     /* a short write leaves the rest for next time */
     }
@@ -202,9 +206,9 @@ static void step(struct req *r, int readable, int writable)
          * EAGAIN (a false alarm) or EINTR: not an error, wait for the next readiness. */
         ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
         if (n == 0)
-            fail(r, "server closed");
+            fail(r, 0, "server closed");
         else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(r, strerror(errno));
+            fail(r, errno, NULL);
         else if (n > 0 && (r->got += (size_t)n) == strlen(r->out)) {
             char want[LINE_BYTES];
             memcpy(want, r->out, sizeof want);
@@ -212,7 +216,7 @@ static void step(struct req *r, int readable, int writable)
             if (memcmp(r->in, want, r->got) == 0)
                 r->state = DONE;
             else
-                fail(r, "wrong reply");
+                fail(r, 0, "wrong reply");
         }
     }
 }
@@ -271,7 +275,8 @@ int main(int argc, char **argv)
             printf("%.*s -> %.*s\n", (int)strlen(r->out) - 1, r->out, (int)r->got - 1, r->in);
         else if (r->state != DONE)
             printf("%.*s -> %s\n", (int)strlen(r->out) - 1, r->out,
-                   r->state == FAILED ? r->error : r->state == IDLE ? "never started" : "no reply in time");
+                   r->state == FAILED ? (r->err ? strerror(r->err) : r->why)
+                   : r->state == IDLE ? "never started" : "no reply in time");
         served += r->state == DONE;
         if (r->state != IDLE && close(r->fd) == -1)
             die("close");

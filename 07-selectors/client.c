@@ -37,7 +37,8 @@ struct req {                    /* the notes' Req: a socket and its callback */
     void (*callback)(struct req *r);    /* called once, with the reply or the error */
     size_t sent, got;
     char out[LINE_BYTES], in[LINE_BYTES];
-    const char *error;          /* NULL, or why it failed */
+    int err;                    /* why it failed: an errno value, or 0 and why says */
+    const char *why;            /* NULL and err 0: it did not fail */
     int ok;                     /* set by the callback */
 };
 
@@ -150,10 +151,13 @@ static void upper(char *buf, size_t len)
             buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
-/* Finish a request: forget its socket and run its callback, the notes' func(body). */
-static void finish(struct req *r, const char *error)
+/* Finish a request: forget its socket and run its callback, the notes' func(body).
+ * Keep errno's value, not strerror()'s string: its buffer may be reused by the next
+ * call, and the reason is printed only at the end. */
+static void finish(struct req *r, int err, const char *why)
 {
-    r->error = error;
+    r->err = err;
+    r->why = why;
     if (sel_unregister(sel, r->fd) == -1)
         die("sel_unregister");
     if (close(r->fd) == -1)
@@ -188,14 +192,14 @@ static void on_writable(struct req *r)
         if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
             die("getsockopt");
         if (err != 0) {     /* writable, but because the connect failed */
-            finish(r, strerror(err));
+            finish(r, err, NULL);
             return;
         }
     }
     /* EAGAIN (the buffer filled since) or EINTR: not an error, try next turn. */
     ssize_t n = send(r->fd, r->out + r->sent, strlen(r->out) - r->sent, 0);
     if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        finish(r, strerror(errno));
+        finish(r, errno, NULL);
     else if (n > 0 && (r->sent += (size_t)n) == strlen(r->out) &&
              sel_modify(sel, r->fd, SEL_READ, r) == NULL)
         die("sel_modify");  /* a short write leaves the rest for the next turn */
@@ -207,11 +211,11 @@ static void on_readable(struct req *r)
 {
     ssize_t n = recv(r->fd, r->in + r->got, strlen(r->out) - r->got, 0);
     if (n == 0)
-        finish(r, "server closed");
+        finish(r, 0, "server closed");
     else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        finish(r, strerror(errno));
+        finish(r, errno, NULL);
     else if (n > 0 && (r->got += (size_t)n) == strlen(r->out))
-        finish(r, NULL);
+        finish(r, 0, NULL);
 }
 
 /* The notes' Nb.run(): wait, and hand each ready socket to its request. */
@@ -242,9 +246,10 @@ static void on_reply(struct req *r)
     char want[LINE_BYTES];
     memcpy(want, r->out, sizeof want);
     upper(want, strlen(want));
-    r->ok = r->error == NULL && memcmp(r->in, want, r->got) == 0;
-    if (r->error == NULL && !r->ok)
-        r->error = "wrong reply";
+    int failed = r->err != 0 || r->why != NULL;
+    r->ok = !failed && memcmp(r->in, want, r->got) == 0;
+    if (!failed && !r->ok)
+        r->why = "wrong reply";
 }
 
 int main(int argc, char **argv)
@@ -269,7 +274,7 @@ int main(int argc, char **argv)
             printf("%.*s -> %.*s\n", (int)strlen(r->out) - 1, r->out, (int)r->got - 1, r->in);
         else if (!r->ok)
             printf("%.*s -> %s\n", (int)strlen(r->out) - 1, r->out,
-                   r->fd != -1 ? "no reply in time" : r->error);
+                   r->fd != -1 ? "no reply in time" : r->err ? strerror(r->err) : r->why);
         if (r->fd != -1 && close(r->fd) == -1)
             die("close");
         served += r->ok;

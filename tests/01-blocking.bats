@@ -70,46 +70,7 @@ second_client_wait() {
 }
 
 @test "01 client: a reply longer than its line is an error that says so (no stale errno)" {
-    # No server of the lab's sends one: each echoes what it is sent, and the
-    # client's messages fit its line. So this test builds one that sends 2,000
-    # bytes before a newline to the one client it accepts, then waits for its EOF.
-    cc=${CC:-cc}
-    command -v "$cc" >/dev/null || skip "needs a C compiler ($cc)"
-    cat >"$BATS_TEST_TMPDIR/long-reply.c" <<'CODE'
-#define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-
-int main(void)
-{
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof sin;
-    char buf[2001];
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), fd;
-    if (lfd == -1 || bind(lfd, (struct sockaddr *)&sin, len) == -1 || listen(lfd, 1) == -1
-            || getsockname(lfd, (struct sockaddr *)&sin, &len) == -1)
-        return perror("listen"), 1;
-    printf("listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
-    fflush(stdout);
-    if ((fd = accept(lfd, NULL, NULL)) == -1)
-        return perror("accept"), 1;
-    memset(buf, 'X', sizeof buf - 1);
-    buf[sizeof buf - 1] = '\n';
-    if (send(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf)
-        return perror("send"), 1;
-    while (recv(fd, buf, sizeof buf, 0) > 0)
-        ;
-    return 0;
-}
-CODE
-    "$cc" -std=c11 -Wall -o "$BATS_TEST_TMPDIR/long-reply" "$BATS_TEST_TMPDIR/long-reply.c"
-    SERVER_LOG="$BATS_TEST_TMPDIR/server.log"
-    "$BATS_TEST_TMPDIR/long-reply" >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
-    SERVER_PID=$!
-    wait_for_line '^listening on '
-    PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_LOG")
+    start_server tests/long-reply      # 2,000 bytes before its newline
     run "$LAB_BIN/01-blocking/client" -p "$PORT" hello
     echo "$output"
     [ "$status" -eq 1 ]

@@ -45,3 +45,11 @@ median_ms() {
     [ "$status" -eq 2 ]
     [[ "$output" == *usage:* ]]
 }
+
+@test "03 client: a reply longer than its line is an error that says so (no stale errno)" {
+    start_server tests/long-reply      # 2,000 bytes before its newline
+    run "$LAB_BIN/03-nonblocking-list/client" -p "$PORT" -n 1
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${lines[0]}" = "hello 1 -> Message too long" ]
+}
