@@ -12,7 +12,8 @@
  * and threads.
  *
  * Closed loop (the default): each busy connection sends its next request as
- * soon as the last reply is in. It understates the tail: a server that stalls
+ * soon as the last reply is in, for SECONDS, and on (5x at most) until every
+ * busy connection has had a reply while measuring. It understates the tail: a server that stalls
  * also stalls its clients, which then send nothing, so the stall delays a few
  * measured requests instead of every request that should have been sent during
  * it (coordinated omission). Open loop (-r RATE): the requests have a schedule,
@@ -30,7 +31,6 @@
  * Build and run:  cc -std=c11 -O2 -o loadgen loadgen.c
  *                 ulimit -n 12000; 06-epoll/server -p 0 -q &    (prints its port)
  *                 ./loadgen -p PORT -c 1000 -i 5000 -d 3 -P $!
- *
  *                 ./loadgen -p PORT -c 100 -r 20000 -d 3          (open loop)
  *
  * Output: one line on stdout (server_* are '-' without -P, percentiles without
@@ -73,6 +73,7 @@ enum { RC_OK, RC_ERRORS, RC_USAGE, RC_DEADLINE };
 #define NS_PER_S 1000000000ull
 #define HIST_MAX_SHIFT 32       /* the histogram holds up to 32 << 32 ns (137 s) */
 #define HIST_BUCKETS ((HIST_MAX_SHIFT + 2) * 16)
+#define MAX_STRETCH 5           /* closed loop: measure up to 5x -d until every busy one is answered */
 #define GRACE_S 10              /* open loop: how long the schedule's last requests are awaited */
 #define TIMER_TAG UINT64_MAX    /* the open loop's timer in epoll's data.u64; connections: their index */
 
@@ -80,7 +81,8 @@ static const char usage_text[] =
     "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-r RATE] [-P SERVER_PID] [-q]\n"
     "  -c BUSY     connections in a closed loop of 64-byte requests (default 100)\n"
     "  -i IDLE     connections that do one round trip, then stay silent (default 0)\n"
-    "  -d SECONDS  length of the measuring phase, fractions allowed (default 3)\n"
+    "  -d SECONDS  length of the measuring phase, fractions allowed (default 3); the\n"
+    "              closed loop goes on (5x at most) until each busy one had a reply\n"
     "  -r RATE     open loop: RATE requests a second in all, on a schedule; latency\n"
     "              from each one's intended send time (default: a closed loop)\n"
     "  -P PID      also report that server's CPU per request and its RSS\n"
@@ -117,6 +119,7 @@ static int epfd = -1;
 static long pending;                    /* started, neither warm nor dead */
 static long settled;                    /* warm or dead: the connect phase waits for all */
 static long live_busy;                  /* warm busy connections not dead */
+static long busy_answered;              /* of those, the ones answered while measuring */
 static unsigned long long requests, errors;
 static unsigned long long hist[HIST_BUCKETS], hist_count;
 /* The open loop: the schedule's start and end, its next request not yet due, the
@@ -255,6 +258,7 @@ static void fail(struct conn *c, int err, const char *fmt, ...)
         settled++;
     } else if (i < opt_busy) {
         live_busy--;
+        busy_answered -= c->done > 0;
         busy_finished -= c->finished;
     }
     if (c->fd != -1)
@@ -400,7 +404,7 @@ static void reply_done(struct conn *c)
     }
     record(t - c->t_from);
     requests++;
-    c->done++;
+    busy_answered += c->done++ == 0;
     if (opt_rate > 0)
         next_in_schedule(c, t);
     else
@@ -477,15 +481,19 @@ static int connect_phase(void)
 }
 
 /* Every warm busy connection sends its first request now; run the closed loop
- * for opt_d seconds. Returns the seconds it really took. */
+ * for opt_d seconds, and on until every busy connection has had a reply (10,000
+ * of them can take longer than a second on a slow machine), but never beyond
+ * MAX_STRETCH times opt_d: a connection still unanswered then is not held.
+ * Returns the seconds it really took. */
 static double measure_phase(void)
 {
     uint64_t start = now_ns(), end = start + (uint64_t)(opt_d * 1e9);
+    uint64_t last = start + (uint64_t)(opt_d * MAX_STRETCH * 1e9), t;
     for (long i = 0; i < opt_busy; i++)
         if (conns[i].state == QUIET)
             next_request(&conns[i], now_ns());
-    while (live_busy > 0 && now_ns() < end)
-        wait_and_dispatch(ms_until(end));
+    while (live_busy > 0 && ((t = now_ns()) < end || (busy_answered < live_busy && t < last)))
+        wait_and_dispatch(ms_until(t < end ? end : last));
     return (double)(now_ns() - start) / 1e9;
 }
 
