@@ -19,7 +19,7 @@ SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 # Makefile: all its programs link its coroutine runtime, with a choice of context switch.
 LIBRARIES := 07-selectors/selectors.c
 SOURCES := $(filter-out $(LIBRARIES) 08-coroutines/%,$(sort $(wildcard [0-9][0-9]-*/*.c))) \
-	tests/probe.c tests/long-reply.c tests/bench/loadgen.c tests/bench/baseline.c
+	tests/probe.c tests/long-reply.c tests/bench/loadgen.c tests/bench/baseline.c tests/bench/floor.c
 PROGRAMS := $(SOURCES:.c=)
 SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
 SELECTORS := $(wildcard 07-selectors/selectors.[ch])

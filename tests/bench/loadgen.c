@@ -1,5 +1,6 @@
 /*
- * tests/bench/loadgen.c: the benchmark's load generator, a closed loop over epoll.
+ * tests/bench/loadgen.c: the benchmark's load generator, over epoll: a closed
+ * loop, or with -r an open one.
  *
  * BUSY connections each send a 64-byte request (63 letters and digits, then
  * '\n') and wait for the whole upper-cased reply before sending the next; every
@@ -7,15 +8,38 @@
  * surely accepted them, then stay open and silent: the idle crowd of the C10K
  * picture. Every connection is set up and has done a round trip before the
  * clock starts, so connecting never counts as latency. Latencies go into a
- * log-linear histogram, not a sorted array. -P reads the server's CPU and RSS.
+ * log-linear histogram, not a sorted array. -P reads the server's CPU, RSS
+ * and threads.
+ *
+ * Closed loop (the default): each busy connection sends its next request as
+ * soon as the last reply is in, for SECONDS, and on (5x at most) until every
+ * busy connection has had a reply while measuring. It understates the tail: a server that stalls
+ * also stalls its clients, which then send nothing, so the stall delays a few
+ * measured requests instead of every request that should have been sent during
+ * it (coordinated omission). Open loop (-r RATE): the requests have a schedule,
+ * RATE a second in all, request j meant to go at start + j / RATE on busy
+ * connection j % BUSY (so each connection's own schedule is BUSY / RATE apart),
+ * and a request's latency runs from when it was meant to go, not from when it
+ * went. A request that comes due while its connection still waits for the
+ * previous reply is overdue: it is sent as soon as that reply is in, and its
+ * latency still counts from its intended time, so a stall is charged to every
+ * request it delayed. Many connections (100, say) keep one slow reply from
+ * delaying the requests behind it on the same connection. The schedule ends
+ * after SECONDS; the requests it holds are then awaited for at most GRACE_S
+ * more, and any still unanswered count with the latency reached by then.
  *
  * Build and run:  cc -std=c11 -O2 -o loadgen loadgen.c
  *                 ulimit -n 12000; 06-epoll/server -p 0 -q &    (prints its port)
  *                 ./loadgen -p PORT -c 1000 -i 5000 -d 3 -P $!
+ *                 ./loadgen -p PORT -c 100 -r 20000 -d 3          (open loop)
  *
- * Output: one line on stdout (server_* are '-' without -P, p50/p99 without requests):
- *   requests=N rps=N p50_us=F p99_us=F errors=N held=N server_user_us=F server_sys_us=F server_rss_kb=N
- * held: connections open and working at the end (busy ones: answered while measuring).
+ * Output: one line on stdout (server_* are '-' without -P, percentiles without
+ * requests, offered_rps in the closed loop):
+ *   requests=N rps=N p50_us=F p99_us=F p999_us=F errors=N held=N server_user_us=F
+ *   server_sys_us=F server_rss_kb=N server_threads=N offered_rps=F unanswered=N
+ * (all on one line). rps: replies a second, achieved; held: connections open and
+ * working at the end (busy ones: answered while measuring); unanswered: open
+ * loop, requests of the schedule with no reply when the generator gave up.
  * stderr: progress (none with -q) and the reasons of the first few errors.
  * Exit: 0 no error, 1 a connection failed (or a system call did), 2 usage,
  * 3 the connect phase did not finish within 60 s (then no line is printed).
@@ -33,6 +57,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,17 +72,25 @@ enum { RC_OK, RC_ERRORS, RC_USAGE, RC_DEADLINE };
 #define NS_PER_S 1000000000ull
 #define HIST_MAX_SHIFT 32       /* the histogram holds up to 32 << 32 ns (137 s) */
 #define HIST_BUCKETS ((HIST_MAX_SHIFT + 2) * 16)
+#define MAX_STRETCH 5           /* closed loop: measure up to 5x -d until every busy one is answered */
+#define GRACE_S 10              /* open loop: how long the schedule's last requests are awaited */
+#define TIMER_TAG UINT64_MAX    /* the open loop's timer in epoll's data.u64; connections: their index */
 
 static const char usage_text[] =
-    "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-P SERVER_PID] [-q]\n"
+    "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-r RATE] [-P SERVER_PID] [-q]\n"
     "  -a ADDR     server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
     "  -c BUSY     connections in a closed loop of 64-byte requests (default 100)\n"
     "  -i IDLE     connections that do one round trip, then stay silent (default 0)\n"
-    "  -d SECONDS  length of the measuring phase, fractions allowed (default 3)\n"
+    "  -d SECONDS  length of the measuring phase, fractions allowed (default 3); the\n"
+    "              closed loop goes on (5x at most) until each busy one had a reply\n"
+    "  -r RATE     open loop: RATE requests a second in all, on a schedule; latency\n"
+    "              from each one's intended send time (default: a closed loop)\n"
     "  -P PID      also report that server's CPU per request and its RSS\n"
     "  -q          no progress lines on stderr\n";
 
-enum state { CONNECTING = 1, SENDING, READING, QUIET, DEAD };  /* 0: not started */
+/* 0: not started. QUIET: no request outstanding (idle, or, in the open loop, a busy
+ * connection whose next request is not due yet). */
+enum state { CONNECTING = 1, SENDING, READING, QUIET, DEAD };
 
 struct conn {
     int fd;
@@ -67,14 +100,17 @@ struct conn {
     unsigned long seq;          /* requests made on it, so that each one differs */
     unsigned long done;         /* replies completed while measuring */
     size_t sent, got;           /* bytes of the request sent, of its reply checked */
-    uint64_t t_sent;            /* CLOCK_MONOTONIC ns when the request was first sent */
+    uint64_t t_from;            /* CLOCK_MONOTONIC ns its latency counts from: when the
+                                 * request was first sent, or (open loop) meant to be */
+    uint64_t slot;              /* open loop: its next request in the schedule */
+    int finished;               /* open loop: the schedule holds no more requests for it */
     char out[REQ_BYTES];
 };
 
 static const char *opt_addr = "127.0.0.1";
 static int opt_port, opt_q, parsing = 1;   /* parsing: usage errors also print the usage */
 static long opt_busy = 100, opt_idle, opt_pid;
-static double opt_d = 3;
+static double opt_d = 3, opt_rate;     /* opt_rate 0: the closed loop */
 
 static struct sockaddr_storage peer;   /* -a and -p, resolved once: resolve_peer() */
 static socklen_t peer_len;
@@ -84,8 +120,16 @@ static int epfd = -1;
 static long pending;                    /* started, neither warm nor dead */
 static long settled;                    /* warm or dead: the connect phase waits for all */
 static long live_busy;                  /* warm busy connections not dead */
+static long busy_answered;              /* of those, the ones answered while measuring */
 static unsigned long long requests, errors;
-static unsigned long long hist[HIST_BUCKETS];
+static unsigned long long hist[HIST_BUCKETS], hist_count;
+/* The open loop: the schedule's start and end, its next request not yet due, the
+ * live busy connections with nothing left to send, and the timer that wakes us
+ * when the next request is due (ns precise: epoll_wait's timeout is in ms). */
+static uint64_t t_start, t_end, next_slot, timer_at;
+static long busy_finished;
+static unsigned long long unanswered;
+static int tfd = -1;
 
 static void note(const char *fmt, va_list ap)
 {
@@ -151,15 +195,21 @@ static uint64_t bucket_top(unsigned i)
     return ((uint64_t)(i - shift * 16) + 1) << shift;
 }
 
-/* The latency (us) within which pct% of the requests finished, reported as the
- * upper bound of the bucket that holds it: never low, at most 1/16 high. */
-static double percentile_us(unsigned pct)
+static void record(uint64_t ns)
 {
-    unsigned long long rank = (requests * pct + 99) / 100, seen = 0;
+    hist[bucket_of(ns)]++;
+    hist_count++;
+}
+
+/* The latency (us) within which permille/1000 of the requests finished, reported
+ * as the upper bound of the bucket that holds it: never low, at most 1/16 high. */
+static double percentile_us(unsigned permille)
+{
+    unsigned long long rank = (hist_count * permille + 999) / 1000, seen = 0;
     for (unsigned i = 0; i < HIST_BUCKETS; i++)
         if ((seen += hist[i]) >= rank)
             return (double)bucket_top(i) / 1e3;
-    return 0;                           /* not reached while requests > 0 */
+    return 0;                           /* not reached while hist_count > 0 */
 }
 
 static char upper(char ch)
@@ -209,6 +259,8 @@ static void fail(struct conn *c, int err, const char *fmt, ...)
         settled++;
     } else if (i < opt_busy) {
         live_busy--;
+        busy_answered -= c->done > 0;
+        busy_finished -= c->finished;
     }
     if (c->fd != -1)
         xclose(c->fd);                  /* which also takes it out of epoll */
@@ -250,12 +302,13 @@ static void send_request(struct conn *c)
     watch(c, EPOLLIN);
 }
 
-/* A new request; its clock starts before the first byte goes to the kernel. */
-static void next_request(struct conn *c)
+/* A new request; its latency counts from `from`: now, before the first byte goes
+ * to the kernel, or (open loop) when it was meant to go. */
+static void next_request(struct conn *c, uint64_t from)
 {
     make_request(c);
     c->sent = c->got = 0;
-    c->t_sent = now_ns();
+    c->t_from = from;
     send_request(c);
 }
 
@@ -288,7 +341,7 @@ static void start_connect(struct conn *c)
     if ((c->fd = socket(peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
         fail(c, errno, "socket");
     else if (connect(c->fd, (const struct sockaddr *)&peer, peer_len) == 0)
-        next_request(c);                /* on loopback it may finish at once */
+        next_request(c, now_ns());      /* on loopback it may finish at once */
     else if (errno == EINPROGRESS || errno == EINTR)
         watch(c, EPOLLOUT);             /* EINTR: the handshake goes on in the background */
     else
@@ -304,7 +357,58 @@ static void connected(struct conn *c)
     if (err != 0)
         fail(c, err, "connect");        /* writable, but because the connect failed */
     else
-        next_request(c);
+        next_request(c, now_ns());
+}
+
+/* ---- the open loop's schedule ---- */
+
+/* When request j of the whole schedule is meant to go. */
+static uint64_t slot_time(uint64_t j)
+{
+    return t_start + (uint64_t)((double)j * 1e9 / opt_rate);
+}
+
+/* A busy connection has no request outstanding: its next one in the schedule
+ * goes now if it is due (or overdue: its latency still counts from its intended
+ * time); if not yet, the connection waits and release_due() sends it then. */
+static void next_in_schedule(struct conn *c, uint64_t now)
+{
+    uint64_t due = slot_time(c->slot);
+    c->state = QUIET;
+    if (due >= t_end) {
+        c->finished = 1;                /* its part of the schedule is done */
+        busy_finished++;
+    } else if (due <= now) {
+        c->slot += (uint64_t)opt_busy;
+        next_request(c, due);
+    }
+}
+
+/* The requests of the schedule due by now whose connection is waiting for them;
+ * one whose connection still waits for a reply goes when that reply is in. A
+ * waiting connection's next request is never behind next_slot: it would have
+ * gone at once. */
+static void release_due(uint64_t now)
+{
+    for (uint64_t due; (due = slot_time(next_slot)) <= now && due < t_end; next_slot++) {
+        struct conn *c = &conns[next_slot % (uint64_t)opt_busy];
+        if (c->state == QUIET && !c->finished && c->slot == next_slot)
+            next_in_schedule(c, now);
+    }
+}
+
+/* Wake at `at` (CLOCK_MONOTONIC ns), or never (0). Setting the timer also clears
+ * an expiry not yet read (timerfd_create(2): read counts the expirations "since
+ * its settings were last modified"), so it is never read: every wake re-sets it. */
+static void arm_timer(uint64_t at)
+{
+    struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at / NS_PER_S),
+                                            .tv_nsec = (long)(at % NS_PER_S) } };
+    if (at == timer_at)
+        return;
+    if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) == -1)
+        die(RC_ERRORS, "timerfd_settime: %s", strerror(errno));
+    timer_at = at;
 }
 
 /* A whole reply has arrived, and it was right. */
@@ -319,10 +423,13 @@ static void reply_done(struct conn *c)
         c->state = QUIET;               /* still watched for reading: EOF or stray bytes are errors */
         return;
     }
-    hist[bucket_of(t - c->t_sent)]++;
+    record(t - c->t_from);
     requests++;
-    c->done++;
-    next_request(c);                    /* closed loop: the next request goes at once */
+    busy_answered += c->done++ == 0;
+    if (opt_rate > 0)
+        next_in_schedule(c, t);
+    else
+        next_request(c, now_ns());      /* closed loop: the next request goes at once */
 }
 
 /* Read no further than the reply's end, and check every byte as it comes. */
@@ -373,7 +480,8 @@ static void wait_and_dispatch(int timeout_ms)
     if (n == -1 && errno != EINTR)      /* EINTR: a signal; the caller's loop waits again */
         die(RC_ERRORS, "epoll_wait: %s", strerror(errno));
     for (int k = 0; k < n; k++)
-        on_event(&conns[evs[k].data.u64], evs[k].events);
+        if (evs[k].data.u64 != TIMER_TAG)   /* the timer only wakes us: the caller looks at the time */
+            on_event(&conns[evs[k].data.u64], evs[k].events);
 }
 
 /* Open every connection, at most MAX_IN_FLIGHT at a time, until each has done
@@ -394,16 +502,67 @@ static int connect_phase(void)
 }
 
 /* Every warm busy connection sends its first request now; run the closed loop
- * for opt_d seconds. Returns the seconds it really took. */
+ * for opt_d seconds, and on until every busy connection has had a reply (10,000
+ * of them can take longer than a second on a slow machine), but never beyond
+ * MAX_STRETCH times opt_d: a connection still unanswered then is not held.
+ * Returns the seconds it really took. */
 static double measure_phase(void)
 {
     uint64_t start = now_ns(), end = start + (uint64_t)(opt_d * 1e9);
+    uint64_t last = start + (uint64_t)(opt_d * MAX_STRETCH * 1e9), t;
     for (long i = 0; i < opt_busy; i++)
         if (conns[i].state == QUIET)
-            next_request(&conns[i]);
-    while (live_busy > 0 && now_ns() < end)
-        wait_and_dispatch(ms_until(end));
+            next_request(&conns[i], now_ns());
+    while (live_busy > 0 && ((t = now_ns()) < end || (busy_answered < live_busy && t < last)))
+        wait_and_dispatch(ms_until(t < end ? end : last));
     return (double)(now_ns() - start) / 1e9;
+}
+
+/* The generator gives up: every request of the schedule still unanswered counts,
+ * with the latency it has reached by now (a lower bound). Leaving them out
+ * would hide the very tail the open loop is for. */
+static void give_up(uint64_t now)
+{
+    for (long i = 0; i < opt_busy; i++) {
+        struct conn *c = &conns[i];
+        if (c->state == DEAD || c->finished || !c->warm)
+            continue;
+        if (c->state != QUIET) {        /* sent, or being sent: no whole reply */
+            record(now - c->t_from);
+            unanswered++;
+        }
+        for (uint64_t j = c->slot; slot_time(j) < t_end; j += (uint64_t)opt_busy) {
+            record(now - slot_time(j));
+            unanswered++;
+        }
+    }
+}
+
+/* The open loop: opt_rate requests a second, on the schedule, for opt_d seconds,
+ * then what is owed, for at most GRACE_S. Returns the seconds it really took. */
+static double open_phase(void)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TIMER_TAG };
+    if ((tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) == -1)
+        die(RC_ERRORS, "timerfd_create: %s", strerror(errno));
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) == -1)
+        die(RC_ERRORS, "epoll_ctl: %s", strerror(errno));
+    t_start = now_ns();
+    t_end = t_start + (uint64_t)(opt_d * 1e9);
+    uint64_t give_up_at = t_end + GRACE_S * NS_PER_S, t;
+    for (long i = 0; i < opt_busy; i++)
+        conns[i].slot = (uint64_t)i;    /* connection i's first request: j = i */
+    for (;;) {
+        release_due(t = now_ns());
+        if (busy_finished >= live_busy || t >= give_up_at)
+            break;
+        arm_timer(slot_time(next_slot) < t_end ? slot_time(next_slot) : 0);
+        wait_and_dispatch(ms_until(give_up_at));
+    }
+    give_up(t);
+    arm_timer(0);
+    xclose(tfd);
+    return (double)(t - t_start) / 1e9;
 }
 
 /* The server's user and system CPU so far, in clock ticks: fields 14 and 15 of
@@ -424,8 +583,9 @@ static int server_cpu(unsigned long long *user, unsigned long long *sys)
                                user, sys) == 2;
 }
 
-/* The server's resident set in kB: the VmRSS line of /proc/PID/status. */
-static int server_rss(unsigned long long *kb)
+/* The server's resident set in kB and its number of threads: the VmRSS and
+ * Threads lines of /proc/PID/status (RSS leaves out a thread's kernel stack). */
+static int server_rss(unsigned long long *kb, unsigned long long *threads)
 {
     char path[64], line[256];
     int found = 0;
@@ -433,9 +593,9 @@ static int server_rss(unsigned long long *kb)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return 0;
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        found = sscanf(line, "VmRSS: %llu", kb) == 1;
-    return fclose(f) != EOF && found;
+    while (found < 2 && fgets(line, sizeof line, f) != NULL)
+        found += sscanf(line, "VmRSS: %llu", kb) == 1 || sscanf(line, "Threads: %llu", threads) == 1;
+    return fclose(f) != EOF && found == 2;
 }
 
 /* Each connection is a descriptor: make room for all of them, or say why not. */
@@ -475,17 +635,28 @@ static double seconds(int opt, const char *s)
     return v;
 }
 
+static double rate(int opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0 && v <= 1e8))     /* also rejects NaN */
+        die(RC_USAGE, "-%c wants requests a second above 0, at most 1e8, not '%s'", opt, s);
+    return v;
+}
+
 static void parse_options(int argc, char **argv)
 {
     int o;
     opterr = 0;                         /* we say what is wrong ourselves */
-    while ((o = getopt(argc, argv, ":p:a:c:i:d:P:qh")) != -1) {
+    while ((o = getopt(argc, argv, ":p:a:c:i:d:r:P:qh")) != -1) {
         switch (o) {
         case 'p': opt_port = (int)whole(o, optarg, 1, 65535); break;
         case 'a': opt_addr = optarg; break;
         case 'c': opt_busy = whole(o, optarg, 1, 1000000); break;
         case 'i': opt_idle = whole(o, optarg, 0, 1000000); break;
         case 'd': opt_d = seconds(o, optarg); break;
+        case 'r': opt_rate = rate(o, optarg); break;
         case 'P': opt_pid = whole(o, optarg, 1, INT_MAX); break;
         case 'q': opt_q = 1; break;
         case 'h': fputs(usage_text, stdout); exit(RC_OK);
@@ -513,10 +684,10 @@ static const char *field(char *buf, int known, double value, int decimals)
 /* The one stdout line. user and sys: the server's CPU ticks while measuring. */
 static void report(double elapsed, int cpu_ok, unsigned long long user, unsigned long long sys)
 {
-    unsigned long long rss = 0;
-    int rss_ok = opt_pid && server_rss(&rss);
+    unsigned long long rss = 0, threads = 0;
+    int rss_ok = opt_pid && server_rss(&rss, &threads);
     long held = 0, starved = 0, tck = sysconf(_SC_CLK_TCK);    /* ticks a second, usually 100 */
-    char b[5][32];
+    char b[8][32];
 
     if (tck <= 0)
         die(RC_ERRORS, "sysconf(_SC_CLK_TCK): %s", strerror(errno));
@@ -534,14 +705,17 @@ static void report(double elapsed, int cpu_ok, unsigned long long user, unsigned
                 "not held\n", starved);
     cpu_ok = cpu_ok && requests > 0;    /* per request: nothing to divide by without */
     double us_per_tick_req = cpu_ok ? 1e6 / (double)tck / (double)requests : 0;
-    if (printf("requests=%llu rps=%.0f p50_us=%s p99_us=%s errors=%llu held=%ld "
-               "server_user_us=%s server_sys_us=%s server_rss_kb=%s\n",
+    if (printf("requests=%llu rps=%.0f p50_us=%s p99_us=%s p999_us=%s errors=%llu held=%ld "
+               "server_user_us=%s server_sys_us=%s server_rss_kb=%s server_threads=%s "
+               "offered_rps=%s unanswered=%llu\n",
                requests, elapsed > 0 ? (double)requests / elapsed : 0,
-               field(b[0], requests > 0, percentile_us(50), 1),
-               field(b[1], requests > 0, percentile_us(99), 1), errors, held,
-               field(b[2], cpu_ok, (double)user * us_per_tick_req, 3),
-               field(b[3], cpu_ok, (double)sys * us_per_tick_req, 3),
-               field(b[4], rss_ok, (double)rss, 0)) < 0 || fflush(stdout) == EOF)
+               field(b[0], hist_count > 0, percentile_us(500), 1),
+               field(b[1], hist_count > 0, percentile_us(990), 1),
+               field(b[2], hist_count > 0, percentile_us(999), 1), errors, held,
+               field(b[3], cpu_ok, (double)user * us_per_tick_req, 3),
+               field(b[4], cpu_ok, (double)sys * us_per_tick_req, 3),
+               field(b[5], rss_ok, (double)rss, 0), field(b[6], rss_ok, (double)threads, 0),
+               field(b[7], opt_rate > 0, opt_rate, 0), unanswered) < 0 || fflush(stdout) == EOF)
         die(RC_ERRORS, "writing stdout: %s", strerror(errno));
 }
 
@@ -577,7 +751,7 @@ int main(int argc, char **argv)
         progress("connect phase done in %.2f s, %llu errors; measuring for %g s",
                  (double)(now_ns() - t0) / 1e9, errors, opt_d);
         int cpu_ok = !opt_pid || server_cpu(&u0, &s0);
-        double elapsed = measure_phase();
+        double elapsed = opt_rate > 0 ? open_phase() : measure_phase();
         cpu_ok = opt_pid && cpu_ok && server_cpu(&u1, &s1);
         report(elapsed, cpu_ok, u1 - u0, s1 - s0);
         rc = errors ? RC_ERRORS : RC_OK;

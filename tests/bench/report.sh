@@ -1,124 +1,257 @@
 # tests/bench/report.sh, sourced by tests/bench/run once every figure is in: prints the
-# table and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
-# Reads: servers, counts, idle_counts, cell, c10k, idle_cpu, switch_ns, repeats, secs,
-# idle_secs, quick, out.
+# tables and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
+# Reads: servers, counts, idle_counts, cell, c10k, open_cell, open_labels, open_rate,
+# open_share, open_conns, idle_cpu, switch_ns, cpu_targets, mem_targets, syscall_ns,
+# roundtrip_us, kstack_kib, repeats, secs, c10k_secs, open_secs, idle_secs, quick,
+# timings, tmp, out; and tests/bench/decimal.sh's functions (which set R: no $(...)
+# per figure, each would fork).
 # shellcheck shell=bash disable=SC2154
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, Linux $(uname -r)"
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 chart_at=100                            # the bar chart compares servers at this many connections
 
-# bar VALUE MAX WIDTH: a bar of Unicode blocks, eighths included.
-bar() {
-    awk -v v="$1" -v m="$2" -v w="$3" 'BEGIN {
-        if (v == "-" || m <= 0) { exit }
-        n = v / m * w * 8; full = int(n / 8); part = int(n % 8)
-        split("▏ ▎ ▍ ▌ ▋ ▊ ▉", p, " ")
-        for (i = 0; i < full; i++) printf "█"
-        if (part > 0) printf "%s", p[part]
-    }'
+labels=()
+declare -A most                         # label -> the most connections it can hold
+for e in "${servers[@]}"; do
+    IFS='|' read -r l _ _ m _ <<<"$e"
+    labels+=("$l")
+    most["$l"]=$m
+done
+# cpu_of LABEL N: its CPU µs per request with N busy connections, in R.
+cpu_of() { local c; read -r _ _ _ c _ <<<"${cell["$1|$2"]:--}"; R=${c:--}; }
+# c10k_of LABEL K FIELD: of the cell with K idle: 1 CPU µs/request, 2 RSS KiB, 3 threads, in R.
+c10k_of() {
+    local f=(- - - -)
+    read -ra f <<<"${c10k["$1|$2"]:--}"
+    R=${f[$3 - 1]:--}
 }
-labels() { for e in "${servers[@]}"; do echo "${e%%|*}"; done; }
-cpu_of() { local c; read -r _ _ _ c _ <<<"${cell["$1|$2"]:--}"; echo "${c:--}"; }
-# within A B LIMIT: "+12 %" (A against B) and yes/no for A at most LIMIT % above B
-# (cheaper than B meets it: the targets bound what a design costs).
-within() {
-    awk -v a="$1" -v b="$2" -v l="$3" 'BEGIN {
-        if (a == "-" || b == "-" || b <= 0) { print "not measured in this run|-"; exit }
-        d = (a / b - 1) * 100; printf "%+.0f %%|%s\n", d, (d <= l) ? "yes" : "no"
-    }'
+# per_conn LABEL K: KiB per idle connection, (RSS with K idle - RSS with none) / K, plus
+# a kernel stack for each thread the K connections added (01: one each; RSS leaves it out).
+per_conn() {
+    local r1 r0 t1 t0 ks=$kstack_kib
+    c10k_of "$1" "$2" 2; r1=$R
+    c10k_of "$1" 0 2; r0=$R
+    c10k_of "$1" "$2" 3; t1=$R
+    c10k_of "$1" 0 3; t0=$R
+    if [ "$2" -le 0 ] || [ "$r1" = - ] || [ "$r0" = - ]; then R=-; return; fi
+    if [ "$ks" = - ] || [ "$t1" = - ] || [ "$t0" = - ]; then ks=0; fi
+    div_round $(( ((r1 - r0) + (t1 - t0) * ks) * 10 )) "$2"
+    from_fixed "$R" 1
+    R=$DEC
+}
+# top_k LABEL: the largest K of this run it can hold (0 if none), in R.
+top_k() {
+    local k
+    R=0
+    for k in "${idle_counts[@]}"; do [ "$k" -gt "${most["$1"]}" ] || R=$k; done
+}
+# fmt_k N: 10000 as 10,000, in R.
+fmt_k() {
+    local s=$1 t=
+    while [ "${#s}" -gt 3 ]; do t=",${s: -3}$t"; s=${s:0:${#s}-3}; done
+    R=$s$t
+}
+# The natural logarithms the log-scale bars need, all from one awk: log_of["V"].
+declare -A log_of
+while read -r v l; do log_of["$v"]=$l; done < <(
+    {
+        for v in "${c10k[@]}"; do echo "${v%% *}"; done
+        for v in "${open_cell[@]}"; do read -r _ _ a b c _ <<<"$v"; echo "$a"; echo "$b"; echo "$c"; done
+    } | awk '$1 != "-" { printf "%s %.4f\n", $1, ($1 > 1 ? log($1) : 0) }')
+# lg V: log_of[V], "-" if none, in R.
+lg() { R=${log_of["$1"]:--}; }
+
+# row TARGET MEASURED MET: one row of the targets table ("-" measured: not in this run).
+row() {
+    if [ "$2" = - ]; then echo "| $1 | not measured in this run | - |"; else echo "| $1 | $2 | $3 |"; fi
 }
 # targets: the issue's targets as table rows, computed from this run's figures.
 targets() {
-    local n m ref limit r k0 kmax held errs worst
-    for n in 100 1000; do
-        for m in "06 epoll|baseline|15" "07 epoll|06 epoll|25" "08 coroutines|06 epoll|25"; do
-            IFS='|' read -r label ref limit <<<"$m"
-            r=$(within "$(cpu_of "$label" "$n")" "$(cpu_of "$ref" "$n")" "$limit")
-            echo "| $label CPU/request at most ~$limit % above $ref, $n connections | $(cpu_of "$label" "$n") against $(cpu_of "$ref" "$n") µs: ${r%|*} | ${r#*|} |"
+    local t label ref limit tcounts n k k0 held errs worst unit v a b r
+    for t in "${cpu_targets[@]}"; do
+        IFS='|' read -r label ref limit tcounts <<<"$t"
+        for n in $tcounts; do
+            cpu_of "$label" "$n"; a=$R
+            cpu_of "$ref" "$n"; b=$R
+            ratio "$a" "$b"; r=$R
+            fmt_k "$n"; n=$R
+            at_most "$r" "$limit"
+            row "$label CPU/request at most ${limit}x $ref's, $n connections" \
+                "$([ "$r" = - ] && echo - || echo "$a against $b µs: $r")" "$R"
         done
     done
-    kmax=${idle_counts[-1]}
-    for m in "04 select" "05 poll" "06 epoll"; do
-        k0=${c10k["$m|0"]}
-        # select's last measurable K is below its cap
-        k=$kmax; [ "${c10k["$m|$k"]}" = - ] && k=${idle_counts[-2]}
-        r=$(awk -v a="${c10k["$m|$k"]}" -v b="$k0" 'BEGIN { printf "%.1fx", a / b }')
-        if [ "$m" = "06 epoll" ]; then
-            echo "| $m flat as idle K grows | K = $k against K = 0: $r | $(awk -v a="${r%x}" 'BEGIN { print (a < 1.5) ? "yes" : "no" }') |"
+    for t in "${mem_targets[@]}"; do
+        IFS='|' read -r label k limit unit <<<"$t"
+        fmt_k "$k"; n=$R
+        if [ "$unit" = MiB ]; then
+            c10k_of "$label" "$k" 2
+            scale "$R" 1 1024 1; v=$R
+            at_most "$v" "$limit"
+            [ "$v" = - ] || v="$v MiB"
+            row "$label RSS with $n idle connections at most $limit MiB" "$v" "$R"
         else
-            echo "| $m grows with idle K | K = $k against K = 0: $r | $(awk -v a="${r%x}" 'BEGIN { print (a >= 2) ? "yes" : "no" }') |"
+            per_conn "$label" "$k"; v=$R
+            at_most "$v" "$limit"
+            [ "$v" = - ] || v="$v KiB"
+            row "$label at most $limit KiB per idle connection, K = $n" "$v" "$R"
         fi
     done
+    for label in "04 select" "05 poll" "06 epoll"; do
+        c10k_of "$label" 0 1; k0=$R
+        top_k "$label"; k=$R
+        c10k_of "$label" "$k" 1
+        ratio "$R" "$k0"; r=$R
+        fmt_k "$k"; n=$R
+        if [ "$label" = "06 epoll" ]; then
+            at_least "$r" 1.5           # flat: below 1.5x
+            case $R in yes) R=no ;; no) R=yes ;; esac
+            row "$label flat as idle K grows" "K = $n against K = 0: $r" "$R"
+        else
+            at_least "$r" 2
+            row "$label grows with idle K" "K = $n against K = 0: $r" "$R"
+        fi
+    done
+    fmt_k "${counts[-1]}"; n=$R
     for label in "06 epoll" "06 epoll -e" "07 epoll" "08 coroutines"; do
         read -r _ _ _ _ _ errs held _ <<<"${cell["$label|${counts[-1]}"]}"
-        echo "| $label holds ${counts[-1]} connections, no errors | held $held, errors $errs | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
+        echo "| $label holds $n connections, no errors | held $held, errors $errs | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
     done
     worst=0
-    for label in "04 select" "05 poll" "06 epoll" "06 epoll -e" "07 select" "07 poll" "07 epoll" "08 coroutines" "08 --wrap"; do
+    for label in "${labels[@]}"; do
+        [[ "$label" == 0[4-8]* ]] || continue
         if [ "${idle_cpu["$label"]}" -gt "$worst" ]; then worst=${idle_cpu["$label"]}; fi
     done
     echo "| idle CPU ≈ 0 for 04-08 | at most $worst % | $([ "$worst" -le 1 ] && echo yes || echo no) |"
 }
-maxof() { sort -g | tail -n 1; }
 
 {
     echo "# make bench: every stage side by side"
     echo
     echo "Measured on $machine, $when$([ "$quick" = 1 ] && echo ' (QUICK=1: a smoke test, not figures to quote)')."
+    echo "The run took $SECONDS s ($timings)."
     echo "Closed loop: each connection sends a 64-byte line and waits for its reply before the next;"
     echo "${secs} s per cell after every connection was opened and answered once. CPU is the server's"
     echo "own (user + system, from /proc/PID/stat) per request; RSS its VmRSS at the end."
     echo "Server and load generator share one CPU (taskset -c 0), which makes the figures repeat."
     if [ "$repeats" -gt 1 ]; then
-        echo "The cells the targets compare (100 and 1,000 connections of baseline, 06, 07 epoll and 08)"
-        echo "ran $repeats times each, in rounds (each round runs every one of them once, so that the"
-        echo "machine's drift falls on all alike); the run with the median CPU per request is shown."
+        echo "The cells the CPU targets compare ran $repeats times each, in rounds (each round runs every"
+        echo "one of them once, so that the machine's drift falls on all alike); the run with the"
+        echo "median CPU per request is shown."
     fi
     echo
-    echo "## Throughput, latency, server CPU per request"
+    echo "## The machine's floor"
     echo
-    echo "| server | connections | requests/s | p50 µs | p99 µs | CPU µs/request | RSS KiB | errors |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    while read -r label; do
+    echo "Measured first, in this run (tests/bench/floor, medians of 11 batches), and the baseline:"
+    echo "the cheapest loop that can serve the benchmark (one epoll_wait, one recv, one send)."
+    echo
+    echo "| what | this machine |"
+    echo "|---|---:|"
+    echo "| one system call (getppid) | $syscall_ns ns |"
+    echo "| one loopback TCP round trip: 1 byte, blocking send/recv, both ends on one CPU | $roundtrip_us µs |"
+    echo "| a thread's kernel stack, which no RSS shows | $kstack_kib KiB |"
+    read -r _ p50 _ <<<"${cell["baseline|1"]}"
+    ratio "$p50" "$roundtrip_us" 1
+    echo "| baseline, 1 connection: p50 latency | $p50 µs = $R the round trip |"
+    for n in "${counts[@]}"; do
+        cpu_of baseline "$n"; cpu=$R
+        fmt_k "$n"; k="$R connections"
+        [ "$n" != 1 ] || k="1 connection"
+        scale "$cpu" 1000 "$syscall_ns" 0
+        echo "| baseline, $k: CPU per request | $cpu µs = $R system calls |"
+    done
+    echo
+    echo "Below, \"x baseline\" is a server's CPU per request against the baseline's at the same"
+    echo "number of connections, and \"syscalls\" the same CPU counted in system calls of the floor's."
+    echo
+    echo "## Closed loop: throughput, latency, server CPU per request"
+    echo
+    echo "| server | connections | requests/s | p50 µs | p99 µs | CPU µs/request | x baseline | syscalls | RSS KiB | KiB per idle conn | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for label in "${labels[@]}"; do
         for n in "${counts[@]}"; do
             read -r rps p50 p99 cpu rss errors _held why <<<"${cell["$label|$n"]}"
             if [ "$rps" = - ]; then
-                echo "| $label | $n | | | | | | ${why} |"
-            else
-                echo "| $label | $n | $rps | $p50 | $p99 | $cpu | $rss | $errors |"
+                echo "| $label | $n | | | | | | | | | ${why} |"
+                continue
             fi
+            mem=
+            if [ "$n" -gt 1 ]; then per_conn "$label" "$n"; [ "$R" = - ] || mem=$R; fi
+            cpu_of baseline "$n"; ratio "$cpu" "$R"; x=$R
+            scale "$cpu" 1000 "$syscall_ns" 0
+            echo "| $label | $n | $rps | $p50 | $p99 | $cpu | $x | $R | $rss | $mem | $errors |"
         done
-    done < <(labels)
+    done
     echo
-    echo "## C10K: one busy connection among K idle ones, server CPU µs per request"
+    echo "KiB per idle conn: from the C10K cells below, with as many idle connections as this row has busy ones."
     echo
-    printf '| mechanism |'; for k in "${idle_counts[@]}"; do printf ' K = %s |' "$k"; done; echo
-    printf '|---|'; for _ in "${idle_counts[@]}"; do printf -- '---:|'; done; echo
-    for m in "04 select" "05 poll" "06 epoll"; do
-        printf '| %s |' "$m"
+    echo "## Open loop: $open_rate requests/s offered, $open_conns connections, $open_secs s"
+    echo
+    scale "$open_share" 100 1 0
+    echo "The rate is $R % of what the baseline served in the closed loop at 100 connections. Each"
+    echo "request has an intended send time on a fixed schedule, and its latency runs from that"
+    echo "time: a request that comes due while its connection still waits for a reply goes as soon"
+    echo "as the reply is in, its latency counted from when it should have gone, so a server that"
+    echo "stalls is charged for every request it delayed (a closed loop would not even send them:"
+    echo "coordinated omission). Unanswered: requests with no reply 10 s after the schedule ended."
+    echo
+    echo "| server | offered/s | achieved/s | p50 µs | p99 µs | p99.9 µs | CPU µs/request | x baseline | errors | unanswered |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    read -r _ _ _ _ _ bcpu _ <<<"${open_cell[baseline]:-- - - - - -}"
+    for label in "${open_labels[@]}"; do
+        read -r offered rps p50 p99 p999 cpu errors unans <<<"${open_cell["$label"]}"
+        ratio "$cpu" "$bcpu"
+        echo "| $label | $offered | $rps | $p50 | $p99 | $p999 | $cpu | $R | $errors | $unans |"
+    done
+    echo
+    echo "## C10K: one busy connection among K idle ones"
+    echo
+    echo "Server CPU µs per request as K grows (select and poll pay for every watched descriptor on"
+    echo "every call, epoll for the ready ones), and KiB per idle connection: (RSS with K idle"
+    echo "connections that each did one round trip - RSS with none) / K. A server that starts a"
+    echo "thread per connection (01) also pays that thread's kernel stack ($kstack_kib KiB, the floor),"
+    echo "which RSS leaves out: it is added. 08's coroutine stacks (256 KiB reserved each) count by"
+    echo "the pages a connection touched, as RSS counts them: the reservation is address space."
+    echo
+    printf '| mechanism |'
+    for k in "${idle_counts[@]}"; do fmt_k "$k"; printf ' CPU µs, K = %s |' "$R"; done
+    for k in "${idle_counts[@]}"; do [ "$k" = 0 ] || { fmt_k "$k"; printf ' KiB/conn, K = %s |' "$R"; }; done
+    echo ' RSS KiB, largest K |'
+    printf '|---|'
+    for k in "${idle_counts[@]}"; do printf -- '---:|'; [ "$k" = 0 ] || printf -- '---:|'; done
+    printf -- '---:|\n'
+    for label in "${labels[@]}"; do
+        [ "${most["$label"]}" -gt 0 ] || continue
+        printf '| %s |' "$label"
         for k in "${idle_counts[@]}"; do
-            v=${c10k["$m|$k"]}; [ "$v" = - ] && v="(1024 cap)"; printf ' %s |' "$v"
+            c10k_of "$label" "$k" 1; [ "$k" -le "${most["$label"]}" ] || R="(cap)"; printf ' %s |' "$R"
         done
-        echo
+        for k in "${idle_counts[@]}"; do
+            [ "$k" != 0 ] || continue
+            per_conn "$label" "$k"; [ "$k" -le "${most["$label"]}" ] || R="(cap)"; printf ' %s |' "$R"
+        done
+        top_k "$label"; c10k_of "$label" "$R" 2
+        echo " $R |"
     done
     echo
     echo "## Idle CPU: 10 connections that send nothing, ${idle_secs} s"
     echo
     echo "| server | CPU % |"
     echo "|---|---:|"
-    while read -r label; do echo "| $label | ${idle_cpu["$label"]} |"; done < <(labels)
+    for label in "${labels[@]}"; do echo "| $label | ${idle_cpu["$label"]} |"; done
     echo
     echo "## Coroutine switch cost (08's switch-bench)"
     echo
-    echo "| switch | ns per switch | against the hand-written one |"
-    echo "|---|---:|---:|"
-    hand=0
+    echo "| switch | ns per switch | against the hand-written one | against a system call |"
+    echo "|---|---:|---:|---:|"
+    hand=-
     for what in "${!switch_ns[@]}"; do
         if [[ "$what" == *hand-written* ]]; then hand=${switch_ns["$what"]}; fi
     done
     for what in "${!switch_ns[@]}"; do
-        echo "| $what | ${switch_ns["$what"]} | $(awk -v v="${switch_ns["$what"]}" -v h="$hand" 'BEGIN { if (h > 0) printf "%.0fx", v / h }') |"
+        ratio "${switch_ns["$what"]}" "$hand" 0; a=$R
+        ratio "${switch_ns["$what"]}" "$syscall_ns" 2
+        echo "| $what | ${switch_ns["$what"]} | $a | $R |"
     done | sort
     echo
     echo "## The targets"
@@ -129,29 +262,65 @@ maxof() { sort -g | tail -n 1; }
 } >"$out/bench.md"
 
 # The terminal: the tables, with bars.
-sed -n '1,/^## C10K/p' "$out/bench.md" | grep -v '^## C10K'
-echo "Server CPU µs per request at $chart_at connections:"
-max=$(for l in $(labels | tr ' ' '_'); do read -r _ _ _ c _ <<<"${cell["${l//_/ }|$chart_at"]}"; echo "$c"; done | grep -v -- - | maxof)
-while read -r label; do
-    read -r _ _ _ cpu _ <<<"${cell["$label|$chart_at"]}"
-    printf '  %-14s %8s  %s\n' "$label" "$cpu" "$(bar "$cpu" "$max" 40)"
-done < <(labels)
+sed -n '1,/^## Open loop/p' "$out/bench.md" | grep -v '^## Open loop'
+echo "Server CPU µs per request at $chart_at connections (x baseline):"
+vals=(); for label in "${labels[@]}"; do cpu_of "$label" "$chart_at"; vals+=("$R"); done
+max_of "${vals[@]}"; max=$R
+cpu_of baseline "$chart_at"; base=$R
+for label in "${labels[@]}"; do
+    cpu_of "$label" "$chart_at"; cpu=$R
+    ratio "$cpu" "$base"; x=$R
+    bar "$cpu" "$max" 40
+    printf '  %-14s %8s %6s  %s\n' "$label" "$cpu" "$x" "$R"
+done
 echo
-sed -n '/^## C10K/,/^## Idle/p' "$out/bench.md" | grep -v '^## Idle'
-echo "(bars on a log scale from 1 µs: select's and poll's growth spans decades)"
-lg() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.3f\n", (v > 1 ? log(v) : 0) }'; }
-max=$(for v in "${c10k[@]}"; do lg "$v"; done | grep -v -- - | maxof)
-for m in "04 select" "05 poll" "06 epoll"; do
-    for k in "${idle_counts[@]}"; do
-        v=${c10k["$m|$k"]}
-        printf '  %-10s K=%-6s %8s  %s\n' "$m" "$k" "$v" "$(bar "$(lg "$v")" "$max" 40)"
+sed -n '/^## Open loop/,/^## C10K/p' "$out/bench.md" | grep -v '^## C10K'
+echo "Latency µs (bars on a log scale from 1 µs):"
+vals=(); for v in "${open_cell[@]}"; do read -r _ _ _ _ c _ <<<"$v"; lg "$c"; vals+=("$R"); done
+max_of "${vals[@]}"; max=$R
+for label in "${open_labels[@]}"; do
+    read -r _ _ p50 p99 p999 _ <<<"${open_cell["$label"]}"
+    for q in "p50 $p50" "p99 $p99" "p99.9 $p999"; do
+        lg "${q#* }"; bar "$R" "$max" 40
+        printf '  %-14s %-5s %10s  %s\n' "$label" "${q% *}" "${q#* }" "$R"
     done
 done
 echo
+sed -n '/^## C10K/,/^## Idle/p' "$out/bench.md" | grep -v '^## Idle'
+echo "CPU µs per request, 1 busy among K idle (log scale from 1 µs):"
+vals=(); for v in "${c10k[@]}"; do lg "${v%% *}"; vals+=("$R"); done
+max_of "${vals[@]}"; max=$R
+for label in "${labels[@]}"; do
+    for k in "${idle_counts[@]}"; do
+        if [ "$k" -gt "${most["$label"]}" ] || [ "${most["$label"]}" = 0 ]; then continue; fi
+        c10k_of "$label" "$k" 1; v=$R
+        lg "$v"; bar "$R" "$max" 40
+        printf '  %-14s K=%-6s %8s  %s\n' "$label" "$k" "$v" "$R"
+    done
+done
+echo "KiB per idle connection at the largest K each holds:"
+declare -A mem_top                      # label -> "K KiB"
+vals=()
+for label in "${labels[@]}"; do
+    top_k "$label"; k=$R
+    [ "$k" -gt 0 ] || continue
+    per_conn "$label" "$k"
+    mem_top["$label"]="$k $R"
+    vals+=("$R")
+done
+max_of "${vals[@]}"; max=$R
+for label in "${labels[@]}"; do
+    [ -n "${mem_top["$label"]:-}" ] || continue
+    read -r k v <<<"${mem_top["$label"]}"
+    bar "$v" "$max" 40
+    printf '  %-14s K=%-6s %8s  %s\n' "$label" "$k" "$v" "$R"
+done
+echo
 echo "## Idle CPU (%), 10 silent connections"
-while read -r label; do
-    printf '  %-14s %4s  %s\n' "$label" "${idle_cpu["$label"]}" "$(bar "${idle_cpu["$label"]}" 100 40)"
-done < <(labels)
+for label in "${labels[@]}"; do
+    bar "${idle_cpu["$label"]}" 100 40
+    printf '  %-14s %4s  %s\n' "$label" "${idle_cpu["$label"]}" "$R"
+done
 echo
 sed -n '/^## Coroutine switch/,$p' "$out/bench.md"
 echo "Written: $out/bench.md, $out/bench.svg"
@@ -166,54 +335,103 @@ svg_bar() {
         echo "<text x='$((156 + $5))' y='$(($1 + $2 - 3))'>$4</text>"
     fi
 }
+svg_title() { echo "<text x='10' y='$1' font-size='14' font-weight='bold'>$2</text>"; }
 
-# The SVG: two panels of horizontal bars, drawn by hand (no plotting dependency).
+# The SVG: panels of horizontal bars, drawn by hand (no plotting dependency). The
+# body goes to a file first: the height is known at its end.
+y=30
 {
-    rows=$(labels | wc -l)
-    h1=$((40 + rows * 22)); h2=$((40 + 3 * ${#idle_counts[@]} * 16 + 3 * 10))
-    h3=$((50 + ${#switch_ns[@]} * 22))
-    height=$((h1 + h2 + h3 + 60))
-    echo "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='$height' font-family='sans-serif' font-size='12'>"
-    echo "<rect width='100%' height='100%' fill='white'/>"
-    echo "<text x='10' y='20' font-size='14' font-weight='bold'>Server CPU µs per request, $chart_at connections</text>"
-    max=$(for l in $(labels | tr ' ' '_'); do read -r _ _ _ c _ <<<"${cell["${l//_/ }|$chart_at"]}"; echo "$c"; done | grep -v -- - | maxof)
-    y=40
-    while read -r label; do
+    svg_title "$y" "Server CPU µs per request, $chart_at connections (closed loop)"
+    y=$((y + 15))
+    vals=(); for label in "${labels[@]}"; do cpu_of "$label" "$chart_at"; vals+=("$R"); done
+    max_of "${vals[@]}"; max=$R
+    for label in "${labels[@]}"; do
         read -r _ _ _ cpu _ _ _ why <<<"${cell["$label|$chart_at"]}"
         if [ "$cpu" = - ]; then
             svg_bar "$y" 16 "$label" "${why:-not measured}" - ""
         else
-            svg_bar "$y" 16 "$label" "$cpu" "$(awk -v v="$cpu" -v m="$max" 'BEGIN { printf "%d", v / m * 500 }')" '#4a7bb7'
+            ratio "$cpu" "$base"; x=$R
+            width "$cpu" "$max" 450
+            svg_bar "$y" 16 "$label" "$cpu ($x baseline)" "$R" '#4a7bb7'
         fi
         y=$((y + 22))
-    done < <(labels)
+    done
+
     y=$((y + 30))
-    echo "<text x='10' y='$y' font-size='14' font-weight='bold'>C10K: 1 busy connection among K idle, server CPU µs per request (log scale)</text>"
-    y=$((y + 20))
-    max=$(for v in "${c10k[@]}"; do echo "$v"; done | grep -v -- - | maxof)
-    for m in "04 select" "05 poll" "06 epoll"; do
-        for k in "${idle_counts[@]}"; do
-            v=${c10k["$m|$k"]}
-            if [ "$v" = - ]; then
-                svg_bar "$y" 12 "$m, K=$k" "1024 cap" - ""
+    svg_title "$y" "Open loop, $open_rate requests/s offered: latency µs, p50 / p99 / p99.9 (log scale)"
+    y=$((y + 15))
+    vals=(); for v in "${open_cell[@]}"; do read -r _ _ _ _ c _ <<<"$v"; lg "$c"; vals+=("$R"); done
+    max_of "${vals[@]}"; max=$R
+    for label in "${open_labels[@]}"; do
+        read -r _ _ p50 p99 p999 _ <<<"${open_cell["$label"]}"
+        for q in "p50 $p50 #9bc3e6" "p99 $p99 #4a7bb7" "p99.9 $p999 #1f3f66"; do
+            read -r name v colour <<<"$q"
+            lg "$v"
+            if [ "$R" = - ]; then
+                svg_bar "$y" 12 "$label, $name" "not measured" - ""
             else
-                # log scale from 1 µs: select's and poll's growth spans three decades
-                svg_bar "$y" 12 "$m, K=$k" "$v" \
-                    "$(awk -v v="$v" -v m="$max" 'BEGIN { printf "%d", (v > 1 ? log(v) : 0) / log(m > 1 ? m : 2) * 500 }')" '#c0504d'
+                width "$R" "$max" 450
+                svg_bar "$y" 12 "$label, $name" "$v" "$R" "$colour"
             fi
             y=$((y + 16))
         done
-        y=$((y + 10))
+        y=$((y + 8))
     done
+
     y=$((y + 30))
-    echo "<text x='10' y='$y' font-size='14' font-weight='bold'>Coroutine switch, ns per switch (08's switch-bench)</text>"
-    y=$((y + 20))
-    max=$(for v in "${switch_ns[@]}"; do echo "$v"; done | maxof)
+    svg_title "$y" "C10K: 1 busy connection among K idle, server CPU µs per request (log scale)"
+    y=$((y + 15))
+    vals=(); for v in "${c10k[@]}"; do lg "${v%% *}"; vals+=("$R"); done
+    max_of "${vals[@]}"; max=$R
+    for label in "${labels[@]}"; do
+        [ "${most["$label"]}" -gt 0 ] || continue
+        for k in "${idle_counts[@]}"; do
+            c10k_of "$label" "$k" 1; v=$R
+            lg "$v"
+            if [ "$k" -gt "${most["$label"]}" ]; then
+                svg_bar "$y" 10 "$label, K=$k" "cannot hold K" - ""
+            elif [ "$R" = - ]; then
+                svg_bar "$y" 10 "$label, K=$k" "not measured" - ""
+            else
+                width "$R" "$max" 450
+                svg_bar "$y" 10 "$label, K=$k" "$v" "$R" '#c0504d'
+            fi
+            y=$((y + 13))
+        done
+        y=$((y + 8))
+    done
+
+    y=$((y + 30))
+    svg_title "$y" "KiB per idle connection, at the largest K each holds"
+    y=$((y + 15))
+    vals=(); for v in "${mem_top[@]}"; do vals+=("${v#* }"); done
+    max_of "${vals[@]}"; max=$R
+    for label in "${labels[@]}"; do
+        [ -n "${mem_top["$label"]:-}" ] || continue
+        read -r k v <<<"${mem_top["$label"]}"
+        if [ "$v" = - ]; then
+            svg_bar "$y" 16 "$label" "not measured" - ""
+        else
+            width "$v" "$max" 450
+            svg_bar "$y" 16 "$label" "$v KiB (K=$k)" "$R" '#8064a2'
+        fi
+        y=$((y + 22))
+    done
+
+    y=$((y + 30))
+    svg_title "$y" "Coroutine switch, ns per switch (08's switch-bench); a system call: $syscall_ns ns"
+    y=$((y + 15))
+    max_of "${switch_ns[@]}"; max=$R
     while IFS='|' read -r what ns; do
-        svg_bar "$y" 16 "${what%% *}" "$ns ns: ${what#* }" \
-            "$(awk -v v="$ns" -v m="$max" 'BEGIN { printf "%d", v / m * 400 + 1 }')" '#9bbb59'
+        width "$ns" "$max" 400
+        svg_bar "$y" 16 "${what%% *}" "$ns ns: ${what#* }" "$R" '#9bbb59'
         y=$((y + 22))
     done < <(for what in "${!switch_ns[@]}"; do echo "$what|${switch_ns["$what"]}"; done | sort)
-    echo "<text x='10' y='$((y + 20))' fill='#555'>$machine, $when</text>"
+    echo "<text x='10' y='$((y + 20))' fill='#555'>$machine, $when; a system call $syscall_ns ns, a loopback round trip $roundtrip_us µs</text>"
+} >"$tmp/svg_body"
+{
+    echo "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='$((y + 40))' font-family='sans-serif' font-size='12'>"
+    echo "<rect width='100%' height='100%' fill='white'/>"
+    cat "$tmp/svg_body"
     echo "</svg>"
 } >"$out/bench.svg"
