@@ -21,6 +21,9 @@
  * callee-saved by both ABIs, so it travels with the context; the FP data
  * registers are caller-saved, except aarch64's d8-d15.
  */
+#ifdef CTX_UCONTEXT
+#error "ctx.c is the hand-written switch: compile it without -DCTX_UCONTEXT, or use ctx-ucontext.c"
+#endif
 #include "ctx.h"
 
 #include <stdint.h>

@@ -44,3 +44,43 @@ contract() {
         [ "$status" -eq 139 ]   # 128 + SIGSEGV
     done
 }
+
+# build NAME FILES...: compile 08's FILES into $BATS_TEST_TMPDIR/NAME with $CC (cc),
+# with run, so that the test sees the status and the compiler's messages.
+build() {
+    local name=$1
+    shift
+    run "${CC:-cc}" -o "$BATS_TEST_TMPDIR/$name" "$@"
+    echo "$name: status $status"
+    echo "$output"
+}
+
+@test "08 runtime: co.c and a context switch built for different ones do not link, and say why" {
+    cd "$LAB_ROOT/08-coroutines"
+    # ctx.h sizes struct ctx for one switch; co.c built for the hand-written one
+    # and linked with ctx-ucontext.c would have it write a ucontext_t over the heap.
+    build mixed-1 generators.c co.c ctx-ucontext.c
+    [ "$status" -ne 0 ]
+    [[ "$output" == *undefined*ctx_make_for_ctx_c__link_ctx_c_or_compile_all_with_DCTX_UCONTEXT* ]]
+    build mixed-2 -DCTX_UCONTEXT generators.c co.c ctx.c
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"ctx.c is the hand-written switch: compile it without -DCTX_UCONTEXT, or use ctx-ucontext.c"* ]]
+    # Objects compiled apart, then linked: co.o for ucontext, ctx.o hand-written.
+    run "${CC:-cc}" -DCTX_UCONTEXT -c -o "$BATS_TEST_TMPDIR/co.o" co.c
+    [ "$status" -eq 0 ]
+    run "${CC:-cc}" -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    [ "$status" -eq 0 ]
+    build mixed-3 generators.c "$BATS_TEST_TMPDIR/co.o" "$BATS_TEST_TMPDIR/ctx.o"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *undefined*ctx_make_for_ctx_ucontext_c__link_ctx_ucontext_c_or_compile_all_without_DCTX_UCONTEXT* ]]
+    # The matched pairs build, and run.
+    build matched-asm generators.c co.c ctx.c
+    [ "$status" -eq 0 ]
+    build matched-ucontext -DCTX_UCONTEXT generators.c co.c ctx-ucontext.c
+    [ "$status" -eq 0 ]
+    for name in matched-asm matched-ucontext; do
+        run "$BATS_TEST_TMPDIR/$name"
+        [ "$status" -eq 0 ]
+        diff -u "$EXPECTED/08-generators.txt" <(echo "$output")
+    done
+}
