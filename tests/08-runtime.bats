@@ -84,3 +84,32 @@ build() {
         diff -u "$EXPECTED/08-generators.txt" <(echo "$output")
     done
 }
+
+@test "08 runtime: built with -fcf-protection, the hand-written switch does not claim CET (x86-64)" {
+    local cc=${CC:-cc}
+    [[ "$("$cc" -dumpmachine)" == x86_64* ]] || skip "CET is x86-64's; $cc builds for $("$cc" -dumpmachine)"
+    command -v readelf >/dev/null || skip "no readelf (binutils) to read the object's notes"
+    cd "$LAB_ROOT/08-coroutines"
+    # The switch jumps where the shadow stack wants a ret and IBT an endbr64, so an
+    # object that says IBT or SHSTK would let the kernel turn on what crashes it.
+    # Asked for them, ctx.c refuses to compile (ctx.c's comment says so)...
+    run "$cc" -fcf-protection -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the hand-written switch breaks x86 CET (-fcf-protection): build it with -fcf-protection=none, or use ctx-ucontext.c"* ]]
+    # ... and the Makefile builds it with -fcf-protection=none after the CFLAGS (a
+    # distribution's flags may ask for CET), so the object claims nothing.
+    run make -C "$LAB_ROOT/08-coroutines" CFLAGS="-O2 -fcf-protection" OUT="$BATS_TEST_TMPDIR/build" \
+        "$BATS_TEST_TMPDIR/build/generators"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run "$cc" -fcf-protection -fcf-protection=none -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    [ "$status" -eq 0 ]
+    run readelf -n "$BATS_TEST_TMPDIR/ctx.o"
+    echo "$output"
+    [[ "$output" != *IBT* && "$output" != *SHSTK* ]]
+    # The compiler does mark what it compiles with -fcf-protection: the check can fail.
+    run "$cc" -fcf-protection -c -o "$BATS_TEST_TMPDIR/co.o" co.c
+    run readelf -n "$BATS_TEST_TMPDIR/co.o"
+    [[ "$output" == *"x86 feature: IBT, SHSTK"* ]]
+}
