@@ -1,5 +1,6 @@
 /*
- * 08-coroutines/runtime-test.c: the coroutine runtime's contract, as co.h states it.
+ * 08-coroutines/runtime-test.c: the coroutine runtime's contract, as co.h states it
+ * (and wrap.c's: a pthread is a coroutine).
  *
  * Teaches: what a coroutine runtime promises, one promise per test function, each
  * one a few lines of coroutines doing what the promise is about. The comment above
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1589,6 +1591,65 @@ static void test_guard_page(void)
     CHECK(found[4], "... that is inaccessible (---p)");
 }
 
+/* ---------------------------------------------------------------- wrap.c's threads */
+
+/* runtime-test is linked like threads-server, with --wrap, but for the pthread
+ * calls only (see the Makefile): each pthread_ call below is wrap.c's, and a
+ * thread is a coroutine. */
+
+/* A thread created detached (by its attributes, not by pthread_detach) is freed
+ * when it ends, as the real one's stack would be: not leaked. And the attributes
+ * are still the caller's to destroy. */
+static void test_wrap_detached(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+
+    test = "wrap.c: a thread created detached";
+    if (pthread_attr_init(&attr) != 0
+            || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0)
+        die("pthread_attr");
+    stack_page_seen = NULL;
+    CHECK(pthread_create(&t, &attr, note_stack, NULL) == 0, "pthread_create, detached");
+    if (pthread_attr_destroy(&attr) != 0)
+        die("pthread_attr_destroy");
+    co_yield();
+    co_yield();
+    co_yield();                 /* it ran and finished; the hub frees between rounds */
+    CHECK(stack_page_seen != NULL, "it ran");
+    CHECK(stack_page_seen != NULL && !mapped(stack_page_seen),
+          "it finished: the runtime freed its coroutine (no leak)");
+}
+
+/* pthread_join is co_join: it waits for the thread's end and takes its result.
+ * Joining oneself is EDEADLK, joining a detached thread EINVAL, as POSIX says. */
+static void test_wrap_join(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    void *result = int_ptr(-1);
+
+    test = "wrap.c: pthread_join";
+    stack_page_seen = NULL;
+    if (!CHECK(pthread_create(&t, NULL, note_stack_and_sleep, int_ptr(20)) == 0, "pthread_create"))
+        return;
+    long long t0 = now_ns();
+    CHECK(pthread_join(t, &result) == 0 && result == NULL, "pthread_join: 0, and the result");
+    CHECK(ms_since(t0) >= 20, "after the thread's 20 ms sleep");
+    CHECK(stack_page_seen != NULL && !mapped(stack_page_seen), "joined: freed");
+    CHECK(pthread_join(pthread_self(), NULL) == EDEADLK, "joining oneself: EDEADLK");
+
+    if (pthread_attr_init(&attr) != 0)
+        die("pthread_attr_init");
+    CHECK(pthread_create(&t, &attr, note_stack_and_sleep, int_ptr(10)) == 0,
+          "pthread_create with attributes, joinable");
+    if (pthread_attr_destroy(&attr) != 0)
+        die("pthread_attr_destroy");
+    CHECK(pthread_detach(t) == 0, "pthread_detach");
+    CHECK(pthread_join(t, NULL) == EINVAL, "joining it now: EINVAL");
+    CHECK(co_sleep_ms(30) == 0, "co_sleep_ms: it ends meanwhile, freed by the runtime");
+}
+
 /* ---------------------------------------------------------------- overflow mode */
 
 static volatile int depth_limit = INT_MAX;     /* never reached: the stack ends first */
@@ -1674,6 +1735,8 @@ int main(int argc, char **argv)
      * ASan stop the run at them, and every other check has run before. */
     test_sleep_forever();
     test_creator_gone();
+    test_wrap_detached();
+    test_wrap_join();           /* the real pthread_join on a coroutine would crash */
 
     printf("runtime-test: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
