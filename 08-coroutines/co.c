@@ -5,7 +5,8 @@
  * bookkeeping); park() and wake() (how a coroutine waits and who ends the
  * wait); hub_main() (gevent's hub: run the ready ones, then epoll_wait with the
  * nearest deadline); wait_fd() and the co_* IO calls (try the call, park on
- * EAGAIN, try again). The sleepers' heap and the ASan notes are plumbing.
+ * EAGAIN, try again), with recheck() and emptied() on what the runtime may take
+ * for granted about a descriptor. The sleepers' heap and the ASan notes are plumbing.
  */
 #define _GNU_SOURCE             /* accept4, pipe2, MAP_STACK, NSIG, SO_PROTOCOL */
 #include "co.h"
