@@ -759,9 +759,7 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
     for (;;) {
         int conn = accept4(fd, addr, len, SOCK_NONBLOCK);
         if (conn >= 0) {
-            int saved = errno;  /* adopt's failure is the first call's to report */
             adopt(conn, fd);
-            errno = saved;
             spend();
             return conn;
         }
