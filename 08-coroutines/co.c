@@ -5,15 +5,17 @@
  * bookkeeping); park() and wake() (how a coroutine waits and who ends the
  * wait); hub_main() (gevent's hub: run the ready ones, then epoll_wait with the
  * nearest deadline); wait_fd() and the co_* IO calls (try the call, park on
- * EAGAIN, try again). The sleepers' heap and the ASan notes are plumbing.
+ * EAGAIN, try again), with recheck() and emptied() on what the runtime may take
+ * for granted about a descriptor. The sleepers' heap and the ASan notes are plumbing.
  */
-#define _GNU_SOURCE             /* accept4, pipe2, MAP_STACK, NSIG */
+#define _GNU_SOURCE             /* accept4, pipe2, MAP_STACK, NSIG, SO_PROTOCOL */
 #include "co.h"
 #include "ctx.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,13 +77,21 @@ struct co {
 #endif
 };
 
-/* Per descriptor: who waits to read, who waits to write. */
+/* Per descriptor: who waits to read, who waits to write, and what the runtime
+ * knows of the file behind the number (see recheck() for how long it trusts that). */
 struct fdslot {
     struct co *reader, *writer;
     enum { UNSEEN, REGISTERED, DIRECT } how;    /* DIRECT: epoll refuses it (a file) */
-    int drained;        /* a recv emptied it, and no readable edge came since */
+    int tcp;            /* a TCP socket: a short read empties it (see emptied()) */
+    int urgent;         /* urgent data came (EPOLLPRI) or was read: reads stop at its mark */
     int hung_up;        /* the peer shut down, or an error: reads never wait again */
+    unsigned long long known;   /* the hub round in which epoll last spoke of it */
+    unsigned long long drained; /* the round in which a recv emptied it */
 };
+
+/* What the runtime asks epoll about each descriptor: both directions, the peer's
+ * half-close, urgent data; edge-triggered. */
+#define WATCHED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET)
 
 static struct co main_co = { .state = RUNNING, .heap_at = NOT_SLEEPING, .budget = BUDGET };
 static struct co *current = &main_co;
@@ -93,6 +103,7 @@ static size_t nsleepers, sleepers_cap;
 static struct fdslot *fds;              /* indexed by descriptor */
 static int nfds;
 static int waiting_io;                  /* coroutines parked on a descriptor */
+static unsigned long long hub_round = 1;    /* one per epoll_wait: news of descriptors */
 static int epfd = -1;
 static int sigpipe[2] = { -1, -1 };     /* handlers write a byte: the hub wakes up */
 static struct sigaction handlers[NSIG]; /* the program's handlers, behind on_signal() */
@@ -484,16 +495,17 @@ static void take_signals(void)
 static void wake_waiters(const struct epoll_event *ev)
 {
     struct fdslot *s = &fds[ev->data.fd];
+    s->known = hub_round;       /* epoll still has it: the file we registered */
+    /* Both sticky, noted even with no reader: co_recv looks at them. The EOF may
+     * sit behind data a short recv just took, and the urgent mark behind a
+     * short read's end; no edge will come for either again. */
+    if (ev->events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+        s->hung_up = 1;
+    if (ev->events & EPOLLPRI)
+        s->urgent = 1;
     /* An error or hang-up wakes both sides: their next call reports it. */
-    if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
-        s->drained = 0;         /* noted even with no reader: co_recv looks at it */
-        /* Sticky: the EOF may sit behind data a short recv just took, and no
-         * edge will come for it again. */
-        if (ev->events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
-            s->hung_up = 1;
-        if (s->reader)
-            wake(s->reader, 0);
-    }
+    if (s->reader && (ev->events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+        wake(s->reader, 0);
     if (s->writer && (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
         wake(s->writer, 0);
 }
@@ -544,6 +556,7 @@ static void hub_main(void)
             continue;
         }
         int n = epoll_wait(epfd, events, MAX_EVENTS, timeout);
+        hub_round++;            /* from here on, what a slot knew is a round old */
         if (n == -1) {
             if (errno == EINTR)
                 continue;       /* a signal: its byte in the pipe is seen next turn */
@@ -564,10 +577,90 @@ static void hub_main(void)
 
 /* ---- descriptors ---- */
 
-/* Make fd known: non-blocking, and registered with epoll once for its life,
- * edge-triggered for both directions. A waiter always tries its call first and
- * parks only on EAGAIN, so the edge that follows is the one it waits for. */
-static int prepare(int fd)
+/* Make fds[] hold fd. */
+static int grow(int fd)
+{
+    if (fd < nfds)
+        return 0;
+    int n = nfds ? nfds : 64;
+    while (n <= fd)
+        n *= 2;
+    struct fdslot *grown = realloc(fds, (size_t)n * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    memset(grown + nfds, 0, (size_t)(n - nfds) * sizeof *grown);
+    fds = grown;
+    nfds = n;
+    return 0;
+}
+
+/* The file behind fd is gone: whoever still waits on it would wait forever, so
+ * wake them with EBADF, as for a closed descriptor, and forget what we knew. */
+static void forget(int fd)
+{
+    if (fds[fd].reader)
+        wake(fds[fd].reader, EBADF);
+    if (fds[fd].writer)
+        wake(fds[fd].writer, EBADF);
+    memset(&fds[fd], 0, sizeof fds[fd]);
+}
+
+/* A TCP socket? Looked up once, when the runtime first registers it: see
+ * emptied() for why it matters. Not a socket, or unknown: no. */
+static int is_tcp(int fd)
+{
+    int type, protocol;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+        return 0;
+    len = sizeof protocol;
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == -1)
+        return 0;
+    return type == SOCK_STREAM && protocol == IPPROTO_TCP;
+}
+
+/* Register fd with epoll (WATCHED, once for its life) unless epoll has it
+ * already, and make it non-blocking. 0: epoll had it, the file the slot
+ * describes. 1: a file new to the runtime, its slot started afresh. */
+static int watch(int fd)
+{
+    struct epoll_event ev = { .events = WATCHED, .data.fd = fd };
+    int added = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
+    if (!added && errno == EEXIST && fds[fd].how == REGISTERED) {
+        fds[fd].known = hub_round;
+        return 0;
+    }
+    if (!added && errno == EPERM) {     /* a regular file, always ready: calls just run */
+        int renewed = fds[fd].how != DIRECT;
+        if (renewed)
+            forget(fd);
+        fds[fd].how = DIRECT;
+        fds[fd].known = hub_round;
+        return renewed;
+    }
+    if (!added && errno != EEXIST)
+        return -1;
+    forget(fd);                         /* whatever was here before is not this file */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
+        int saved = errno;
+        if (added)      /* undo; fd stays unknown */
+            (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+        errno = saved;
+        return -1;
+    }
+    fds[fd].tcp = is_tcp(fd);
+    fds[fd].how = REGISTERED;
+    fds[fd].known = hub_round;
+    return 1;
+}
+
+/* Make fd known: registered with epoll, edge-triggered for both directions,
+ * the first time the runtime sees it. A waiter always tries its call first and
+ * parks only on EAGAIN, so the edge that follows is the one it waits for. With
+ * ask, ask epoll even about a number seen before (recheck()'s question, without
+ * its once a round): co_connect does, as a connect begins a socket's life. */
+static int prepare(int fd, int ask)
 {
     if (start() == -1)
         return -1;
@@ -575,44 +668,42 @@ static int prepare(int fd)
         errno = EBADF;
         return -1;
     }
-    if (fd >= nfds) {
-        int n = nfds ? nfds : 64;
-        while (n <= fd)
-            n *= 2;
-        struct fdslot *grown = realloc(fds, (size_t)n * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        memset(grown + nfds, 0, (size_t)(n - nfds) * sizeof *grown);
-        fds = grown;
-        nfds = n;
-    }
-    if (fds[fd].how != UNSEEN)
-        return 0;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                              .data.fd = fd };
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        if (errno != EPERM)
-            return -1;
-        fds[fd].how = DIRECT;   /* EPERM: a regular file, always ready; calls just run */
-        return 0;
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-        int saved = errno;
-        (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);     /* undo; fd stays unknown */
-        errno = saved;
+    if (grow(fd) == -1)
         return -1;
-    }
-    fds[fd].how = REGISTERED;
+    if ((fds[fd].how == UNSEEN || ask) && watch(fd) == -1)
+        return -1;
     return 0;
 }
 
-/* Park until fd is readable (or writable); one waiter per direction. */
+/* Is fd still the file the runtime registered? A plain close() (not co_close)
+ * takes the epoll registration with it and the runtime never hears of it; the
+ * next socket() gets the same number (the lowest free one), a blocking socket
+ * that epoll does not watch. Only epoll can tell: EPOLL_CTL_ADD fails with
+ * EEXIST for the file it has, and succeeds for a new one. That costs a system
+ * call, so we ask where trusting the slot could do harm, at most once per hub
+ * round: before parking on fd (a wait epoll would never end), and before
+ * accept4 (on a blocking socket it blocks the whole thread; recv and send are
+ * given MSG_DONTWAIT and cannot; co_connect always asks). In the round in which
+ * epoll last spoke of fd (an event, or our registration) the slot is trusted:
+ * a descriptor closed and its number reused within that one round is the case
+ * this misses. 0: as we knew it; 1: a new file, registered now; -1: error. */
+static int recheck(int fd)
+{
+    if (fds[fd].known == hub_round)
+        return 0;
+    return watch(fd);
+}
+
+/* Park until fd is readable (or writable); one waiter per direction. 0 means
+ * "try the call again", which may be at once. */
 static int wait_fd(int fd, int writing)
 {
-    struct co **waiter = writing ? &fds[fd].writer : &fds[fd].reader;
+    int renewed = recheck(fd);
+    if (renewed != 0)
+        return renewed == 1 ? 0 : -1;   /* a new file: try the call on it first */
     if (fds[fd].how == DIRECT)
         return 0;               /* cannot be waited for: the caller just tries again */
+    struct co **waiter = writing ? &fds[fd].writer : &fds[fd].reader;
     if (*waiter) {
         errno = EBUSY;          /* gevent: "already used by another greenlet" */
         return -1;
@@ -643,16 +734,32 @@ static void refill(void)
     current->budget = BUDGET;   /* it waited, others ran: a fresh budget */
 }
 
+/* A connection co_accept() just took: a new file, whatever the runtime recalls
+ * of its number (one closed without co_close() may come back). accept4 made it
+ * non-blocking, and it is TCP if its listener is: register it now, without
+ * asking the kernel again. If that fails, its slot stays unseen and the first
+ * call on it tries again and reports the error. */
+static void adopt(int conn, int listener)
+{
+    struct epoll_event ev = { .events = WATCHED, .data.fd = conn };
+    if (grow(conn) == -1)
+        return;                 /* beyond the table: unseen anyway */
+    forget(conn);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, conn, &ev) == -1)
+        return;
+    fds[conn].tcp = fds[listener].tcp;
+    fds[conn].how = REGISTERED;
+    fds[conn].known = hub_round;
+}
+
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    if (prepare(fd) == -1)
+    if (prepare(fd, 0) == -1 || recheck(fd) == -1)
         return -1;
     for (;;) {
         int conn = accept4(fd, addr, len, SOCK_NONBLOCK);
         if (conn >= 0) {
-            /* A descriptor number closed without co_close() may come back: forget it. */
-            if (conn < nfds)
-                memset(&fds[conn], 0, sizeof fds[conn]);
+            adopt(conn, fd);
             spend();
             return conn;
         }
@@ -667,7 +774,7 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
 int co_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int tried = 0;
-    if (prepare(fd) == -1)
+    if (prepare(fd, 1) == -1)
         return -1;
     /* Non-blocking connect: EINPROGRESS, then writable when it is decided. Asking
      * again tells how: EISCONN is success, or the error (ECONNREFUSED...). */
@@ -683,20 +790,48 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len)
     }
 }
 
+/* Whether a recv that got n bytes of the len asked emptied the socket, so that
+ * another would only say EAGAIN until epoll reports a new edge: co_recv then
+ * parks without it, which saves a system call per request (Tokio and Go do the
+ * same). It holds only where it is true:
+ *  - a TCP socket (SO_TYPE SOCK_STREAM, SO_PROTOCOL IPPROTO_TCP, looked up at
+ *    registration) and a plain recv (flags 0: MSG_PEEK, MSG_OOB read otherwise).
+ *    A datagram socket (UDP, AF_UNIX SOCK_DGRAM) returns one datagram per call,
+ *    shorter than asked with the next one queued; an AF_UNIX stream stops at
+ *    passed descriptors and between writers whose credentials differ.
+ *  - no urgent data. TCP's recv stops at the urgent mark: "abc", urgent "!",
+ *    "def\n" all queued read as "abc", then "def\n". epoll reports EPOLLPRI
+ *    while the mark is ahead, so once the hub has seen it (or the program read
+ *    the urgent byte, MSG_OOB) short reads on that socket are never trusted
+ *    again: it is rare, and costs a recv per request. Urgent data that came
+ *    after the hub last looked has its event still pending, and that event ends
+ *    the wait as any new data's does. (SIOCATMARK after each short read would
+ *    tell exactly, for the very system call the shortcut saves.)
+ *  - no EOF or error seen (hung_up): the EOF may sit behind data a short recv
+ *    just took, and no edge will come for it again.
+ *  - in the round in which epoll last spoke of fd (see recheck()). The next
+ *    round's events are news: "emptied" holds only for the round it was seen in.
+ */
+static int emptied(const struct fdslot *s, ssize_t n, size_t len, int flags)
+{
+    return n > 0 && (size_t)n < len && flags == 0 && s->how == REGISTERED && s->tcp
+        && !s->urgent && !s->hung_up && s->known == hub_round;
+}
+
 ssize_t co_recv(int fd, void *buf, size_t len, int flags)
 {
-    if (prepare(fd) == -1)
+    if (prepare(fd, 0) == -1)
         return -1;
+    if (flags & MSG_OOB)
+        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
     for (;;) {
-        /* A recv that got less than it asked for emptied the socket; until epoll
-         * reports a new edge, another would only say EAGAIN: park without it.
-         * (That saves a system call per request; Tokio and Go do the same.) */
-        if (!fds[fd].drained) {
-            ssize_t n = recv(fd, buf, len, flags);
-            if (n > 0 && (size_t)n < len && !(flags & MSG_PEEK) && fds[fd].how == REGISTERED
-                    && !fds[fd].hung_up)
-                fds[fd].drained = 1;
+        if (fds[fd].drained != hub_round) {
+            /* MSG_DONTWAIT: never block the thread, even on a socket the runtime
+             * has not made non-blocking yet (see recheck()). */
+            ssize_t n = recv(fd, buf, len, flags | MSG_DONTWAIT);
             if (n >= 0) {
+                if (emptied(&fds[fd], n, len, flags))
+                    fds[fd].drained = hub_round;
                 spend();
                 return n;
             }
@@ -709,12 +844,14 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags)
     }
 }
 
+/* No shortcut here: a send that took less than offered did fill the buffer (for
+ * TCP), but the caller, looping, would only wait after its next try anyway. */
 ssize_t co_send(int fd, const void *buf, size_t len, int flags)
 {
-    if (prepare(fd) == -1)
+    if (prepare(fd, 0) == -1)
         return -1;
     for (;;) {
-        ssize_t n = send(fd, buf, len, flags);
+        ssize_t n = send(fd, buf, len, flags | MSG_DONTWAIT);   /* as in co_recv */
         if (n >= 0) {
             spend();
             return n;           /* maybe short, as send()'s may be */
@@ -729,15 +866,9 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
 
 int co_close(int fd)
 {
-    if (fd >= 0 && fd < nfds) {
-        /* Whoever still waits on it would wait forever: EBADF, as for a closed fd.
-         * close() itself takes the epoll registration with it. */
-        if (fds[fd].reader)
-            wake(fds[fd].reader, EBADF);
-        if (fds[fd].writer)
-            wake(fds[fd].writer, EBADF);
-        memset(&fds[fd], 0, sizeof fds[fd]);
-    }
+    /* close() itself takes the epoll registration with it. */
+    if (fd >= 0 && fd < nfds)
+        forget(fd);
     return close(fd);
 }
 

@@ -21,12 +21,32 @@
  * callee-saved by both ABIs, so it travels with the context; the FP data
  * registers are caller-saved, except aarch64's d8-d15.
  */
+#ifdef CTX_UCONTEXT
+#error "ctx.c is the hand-written switch: compile it without -DCTX_UCONTEXT, or use ctx-ucontext.c"
+#endif
 #include "ctx.h"
 
 #include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__)
+
+/*
+ * CET, which -fcf-protection asks for (Ubuntu's gcc by default, Fedora's flags),
+ * has two halves and this switch keeps neither. The shadow stack, a second stack
+ * of return addresses that every ret is checked against, would need one per
+ * coroutine and a switch of it here (rstorssp, saveprevssp); indirect branch
+ * tracking wants an endbr64 wherever a jmp lands, and ours lands after a call.
+ * Compiled with the flag, the object would still claim both (the compiler marks
+ * the whole file, and a note of our own cannot take it back: the linker ORs an
+ * object's notes), and where CET is enforced the first switch would kill the
+ * program. So the promise is not made: this file refuses the flag, and the
+ * Makefile builds it with -fcf-protection=none, after any CFLAGS. The program,
+ * whose mark is what all its objects claim, then claims nothing, truly.
+ */
+#if defined(__CET__)
+#error "the hand-written switch breaks x86 CET (-fcf-protection): build it with -fcf-protection=none, or use ctx-ucontext.c"
+#endif
 
 const char ctx_kind[] = "hand-written x86-64";
 
@@ -94,6 +114,24 @@ int ctx_make(struct ctx *c, void *stack, size_t size, void (*entry)(void))
 
 #elif defined(__aarch64__)
 
+/*
+ * Branch protection (-mbranch-protection, the default of some distributions'
+ * gcc) is a promise this switch can keep, and does. BTI faults an indirect
+ * branch (br, blr) that does not land on a bti instruction, and our br x30
+ * lands after a call; but ret is not checked. PAC signs a function's return
+ * address with its stack pointer and checks it at its return: every coroutine's
+ * frames keep their own sp, and x30 goes back as it came, unsigned. So, built
+ * for BTI, the switch begins with its landing pad and ends with ret, paying the
+ * misprediction "Jump, not return" avoids; the object claims BTI and PAC, truly.
+ */
+#if defined(__ARM_FEATURE_BTI_DEFAULT)
+#define LANDING_PAD "    hint #34\n"   /* bti c; a no-op before ARMv8.5 */
+#define RESUME      "    ret\n"        /* BTI does not check a return */
+#else
+#define LANDING_PAD ""
+#define RESUME      "    br x30\n"     /* br, not ret (see "Jump, not return") */
+#endif
+
 const char ctx_kind[] = "hand-written aarch64";
 
 /*
@@ -107,6 +145,7 @@ __asm__(
     ".globl ctx_switch\n"
     ".type ctx_switch, %function\n"
     "ctx_switch:\n"
+    LANDING_PAD
     "    sub sp, sp, #176\n"
     "    stp x19, x20, [sp, #0]\n"
     "    stp x21, x22, [sp, #16]\n"
@@ -138,8 +177,7 @@ __asm__(
     "    msr fpcr, x9\n"
     "    add sp, sp, #176\n"
     "    mov x0, x2\n"                  /* the value, as ctx_switch's result */
-    "    br x30\n"                      /* where `to` called ctx_switch from: br, not
-                                        * ret (see "Jump, not return") */
+    RESUME                              /* where `to` called ctx_switch from */
     ".size ctx_switch, .-ctx_switch\n");
 
 /* What ctx_switch loads, lowest address first. */

@@ -22,6 +22,19 @@ struct ctx {
 };
 #endif
 
+/* Every file that includes this one must be built for the same switch: co.c
+ * sized for ctx.c's one pointer and linked with ctx-ucontext.c would have
+ * getcontext() write a whole ucontext_t over the heap. So ctx_make's name says
+ * which struct ctx its caller was compiled with, and a mismatched build stops at
+ * the link with that name as the advice:
+ *   undefined reference to `ctx_make_for_ctx_c__link_ctx_c_or_compile_all_with_DCTX_UCONTEXT'
+ * (ctx.c itself refuses -DCTX_UCONTEXT with an #error). */
+#ifdef CTX_UCONTEXT
+#define ctx_make ctx_make_for_ctx_ucontext_c__link_ctx_ucontext_c_or_compile_all_without_DCTX_UCONTEXT
+#else
+#define ctx_make ctx_make_for_ctx_c__link_ctx_c_or_compile_all_with_DCTX_UCONTEXT
+#endif
+
 /* Prepare c to start entry() on the stack [stack, stack + size) at its first
  * switch. entry() must never return: a finished coroutine switches away.
  * 0, or -1 with errno set. */

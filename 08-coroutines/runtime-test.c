@@ -1,5 +1,6 @@
 /*
- * 08-coroutines/runtime-test.c: the coroutine runtime's contract, as co.h states it.
+ * 08-coroutines/runtime-test.c: the coroutine runtime's contract, as co.h states it
+ * (and wrap.c's: a pthread is a coroutine).
  *
  * Teaches: what a coroutine runtime promises, one promise per test function, each
  * one a few lines of coroutines doing what the promise is about. The comment above
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1074,6 +1077,185 @@ static void test_connect_refused(void)
     close_fd(holder);
 }
 
+/* ---------------------------------------------------------------- short reads */
+
+/* Wait, letting the others run, until *flag is set or ms milliseconds have
+ * passed; returns the flag. A test whose coroutine may stay parked for good (the
+ * bug it looks for) then ends the wait with co_close() instead of hanging the run. */
+static int wait_for(const int *flag, long ms)
+{
+    long long t0 = now_ns();
+    while (!*flag && ms_since(t0) < (double)ms)
+        if (co_sleep_ms(5) == -1)
+            die("co_sleep_ms");
+    return *flag;
+}
+
+static char dgrams_seen[3][16];
+static int dgrams_done;
+
+/* Three co_recv()s on io_fd[0], one buffer each; dgrams_done when all came. */
+static void *recv_three(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        ssize_t n = co_recv(io_fd[0], dgrams_seen[i], sizeof dgrams_seen[i] - 1, 0);
+        if (n <= 0)
+            return int_ptr(n == 0 ? -1 : errno);
+        dgrams_seen[i][n] = '\0';
+    }
+    dgrams_done = 1;
+    return NULL;
+}
+
+/* co_recv "returns what is there": on a datagram socket that is one datagram per
+ * call, shorter than the buffer, with the next one queued behind it. A short read
+ * does not mean the socket is empty: three queued, three read. */
+static void test_recv_datagrams(void)
+{
+    static const char *const sent[] = { "one", "two", "three" };
+    void *result = int_ptr(-2);
+    struct co *r;
+
+    test = "co_recv on a datagram socket";
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, io_fd) == -1)
+        die("socketpair");
+    memset(dgrams_seen, 0, sizeof dgrams_seen);
+    dgrams_done = 0;
+    if (!CHECK((r = co_spawn(recv_three, NULL)) != NULL, "co_spawn"))
+        return;
+    co_yield();                 /* it waits now: nothing to read */
+    for (size_t i = 0; i < 3; i++)
+        if (send(io_fd[1], sent[i], strlen(sent[i]), 0) != (ssize_t)strlen(sent[i]))
+            die("send");
+    int done = wait_for(&dgrams_done, 1000);
+    CHECK(done, "all three datagrams read within 1 s");
+    CHECK(co_close(io_fd[0]) == 0, "co_close (a reader still parked wakes with EBADF)");
+    CHECK(co_join(r, &result) == 0 && result == (done ? NULL : int_ptr(EBADF)), "co_join");
+    CHECK(strcmp(dgrams_seen[0], "one") == 0 && strcmp(dgrams_seen[1], "two") == 0
+              && strcmp(dgrams_seen[2], "three") == 0, "one datagram per co_recv, in order");
+    close_fd(io_fd[1]);
+}
+
+static char line_seen[16];
+static int line_done;
+
+/* co_recv()s on io_fd[0] until a newline; line_done when it came. */
+static void *recv_line(void *arg)
+{
+    size_t got = 0;
+    (void)arg;
+    while (memchr(line_seen, '\n', got) == NULL && got < sizeof line_seen - 1) {
+        ssize_t n = co_recv(io_fd[0], line_seen + got, sizeof line_seen - 1 - got, 0);
+        if (n <= 0)
+            return int_ptr(n == 0 ? -1 : errno);
+        got += (size_t)n;
+    }
+    line_done = 1;
+    return NULL;
+}
+
+/* TCP's urgent data: recv() stops at the urgent mark, so on a TCP socket too a
+ * read can be short with more behind it. Without SO_OOBINLINE the urgent byte is
+ * not in the stream: "abc", urgent "!", "def\n" read as "abcdef\n", in two reads.
+ * All three arrive while the reader waits, so one wake-up finds them all there. */
+static void test_recv_urgent(void)
+{
+    struct sockaddr_in addr;
+    void *result = int_ptr(-2);
+    struct co *r;
+
+    test = "co_recv past TCP's urgent mark";
+    int lfd = make_listener(&addr);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (cfd == -1 || connect(cfd, (struct sockaddr *)&addr, sizeof addr) == -1)
+        die("connect");
+    if ((io_fd[0] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+        die("accept4");
+    memset(line_seen, 0, sizeof line_seen);
+    line_done = 0;
+    if (!CHECK((r = co_spawn(recv_line, NULL)) != NULL, "co_spawn"))
+        return;
+    co_yield();                 /* it waits now: nothing to read */
+    if (send(cfd, "abc", 3, 0) != 3 || send(cfd, "!", 1, MSG_OOB) != 1
+            || send(cfd, "def\n", 4, 0) != 4)
+        die("send");
+    int done = wait_for(&line_done, 1000);
+    CHECK(done, "the whole line read within 1 s");
+    CHECK(co_close(io_fd[0]) == 0, "co_close (a reader still parked wakes with EBADF)");
+    CHECK(co_join(r, &result) == 0 && result == (done ? NULL : int_ptr(EBADF)), "co_join");
+    if (!CHECK(strcmp(line_seen, "abcdef\n") == 0, "abcdef\\n: the urgent byte is out of the stream"))
+        printf("#   got \"%s\"\n", line_seen);
+    close_fd(cfd);
+    close_fd(lfd);
+}
+
+static int guard_done, guarded_fd;
+
+/* Unless guard_done comes within arg ms, co_close(guarded_fd): whoever is parked
+ * on it wakes with EBADF. 0, or -1 if it had to. */
+static void *guard(void *arg)
+{
+    if (wait_for(&guard_done, ptr_int(arg)))
+        return NULL;
+    (void)co_close(guarded_fd);         /* already failing: the wake-up is what counts */
+    return int_ptr(-1);
+}
+
+/* co.h: "registers it ... the first time it sees it, once for its life; close
+ * it with co_close()". A program that closes with plain close() leaves the
+ * runtime remembering a descriptor that is gone, and socket() gives the next
+ * socket the same number. The runtime must take it for the new socket it is
+ * (blocking, unregistered) and not for the old one: else co_connect and co_recv
+ * block the thread, or park on a descriptor epoll does not watch. */
+static void test_close_reuse(void)
+{
+    int sv[2];
+    char buf[8];
+    void *sr = int_ptr(-2), *gr = int_ptr(-2);
+    struct co *s, *g;
+    struct timeval second = { 1, 0 };
+
+    test = "a descriptor closed with close() and reused";
+    make_socketpair(sv);
+    CHECK(co_send(sv[1], "x", 1, MSG_NOSIGNAL) == 1 && co_recv(sv[0], buf, 1, 0) == 1,
+          "both ends of a socketpair known to the runtime");
+    close_fd(sv[0]);
+    close_fd(sv[1]);            /* plain close(): the runtime is not told */
+    listen_fd = make_listener(&server_addr);   /* socket() takes the lowest free number */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        die("socket");
+    if (!CHECK((listen_fd == sv[0] && fd == sv[1]) || (listen_fd == sv[1] && fd == sv[0]),
+               "a listener and a client socket got the old numbers")) {
+        close_fd(fd);
+        close_fd(listen_fd);
+        return;
+    }
+    /* A blocking recv() would hang the run: make it a failure after a second. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &second, sizeof second) == -1)
+        die("setsockopt");
+    guard_done = 0;
+    guarded_fd = fd;
+    if (!CHECK((s = co_spawn(echo_once, NULL)) != NULL, "co_spawn")
+            || !CHECK((g = co_spawn(guard, int_ptr(2000))) != NULL, "co_spawn"))
+        return;
+    long long t0 = now_ns();
+    CHECK(co_connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) == 0,
+          "co_connect on the new socket");
+    CHECK(co_send(fd, "ping", 4, MSG_NOSIGNAL) == 4, "co_send");
+    CHECK(co_recv(fd, buf, sizeof buf, 0) == 4 && memcmp(buf, "ping", 4) == 0,
+          "co_recv: the echo, from a co_accept on the new listener");
+    if (!CHECK(ms_since(t0) < 900, "at once: nothing blocked the thread"))
+        printf("#   took %.0f ms\n", ms_since(t0));
+    guard_done = 1;
+    CHECK(co_join(g, &gr) == 0 && gr == NULL, "no reader parked for good (the guard's 2 s)");
+    CHECK(co_join(s, &sr) == 0 && sr == NULL, "the server coroutine accepted and echoed");
+    if (gr == NULL)
+        CHECK(co_close(fd) == 0, "co_close");
+    CHECK(co_close(listen_fd) == 0, "co_close");
+}
+
 /* ---------------------------------------------------------------- fairness */
 
 static long reads, reads_at_first_tick, ticks_at_end;
@@ -1409,6 +1591,65 @@ static void test_guard_page(void)
     CHECK(found[4], "... that is inaccessible (---p)");
 }
 
+/* ---------------------------------------------------------------- wrap.c's threads */
+
+/* runtime-test is linked like threads-server, with --wrap, but for the pthread
+ * calls only (see the Makefile): each pthread_ call below is wrap.c's, and a
+ * thread is a coroutine. */
+
+/* A thread created detached (by its attributes, not by pthread_detach) is freed
+ * when it ends, as the real one's stack would be: not leaked. And the attributes
+ * are still the caller's to destroy. */
+static void test_wrap_detached(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+
+    test = "wrap.c: a thread created detached";
+    if (pthread_attr_init(&attr) != 0
+            || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0)
+        die("pthread_attr");
+    stack_page_seen = NULL;
+    CHECK(pthread_create(&t, &attr, note_stack, NULL) == 0, "pthread_create, detached");
+    if (pthread_attr_destroy(&attr) != 0)
+        die("pthread_attr_destroy");
+    co_yield();
+    co_yield();
+    co_yield();                 /* it ran and finished; the hub frees between rounds */
+    CHECK(stack_page_seen != NULL, "it ran");
+    CHECK(stack_page_seen != NULL && !mapped(stack_page_seen),
+          "it finished: the runtime freed its coroutine (no leak)");
+}
+
+/* pthread_join is co_join: it waits for the thread's end and takes its result.
+ * Joining oneself is EDEADLK, joining a detached thread EINVAL, as POSIX says. */
+static void test_wrap_join(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    void *result = int_ptr(-1);
+
+    test = "wrap.c: pthread_join";
+    stack_page_seen = NULL;
+    if (!CHECK(pthread_create(&t, NULL, note_stack_and_sleep, int_ptr(20)) == 0, "pthread_create"))
+        return;
+    long long t0 = now_ns();
+    CHECK(pthread_join(t, &result) == 0 && result == NULL, "pthread_join: 0, and the result");
+    CHECK(ms_since(t0) >= 20, "after the thread's 20 ms sleep");
+    CHECK(stack_page_seen != NULL && !mapped(stack_page_seen), "joined: freed");
+    CHECK(pthread_join(pthread_self(), NULL) == EDEADLK, "joining oneself: EDEADLK");
+
+    if (pthread_attr_init(&attr) != 0)
+        die("pthread_attr_init");
+    CHECK(pthread_create(&t, &attr, note_stack_and_sleep, int_ptr(10)) == 0,
+          "pthread_create with attributes, joinable");
+    if (pthread_attr_destroy(&attr) != 0)
+        die("pthread_attr_destroy");
+    CHECK(pthread_detach(t) == 0, "pthread_detach");
+    CHECK(pthread_join(t, NULL) == EINVAL, "joining it now: EINVAL");
+    CHECK(co_sleep_ms(30) == 0, "co_sleep_ms: it ends meanwhile, freed by the runtime");
+}
+
 /* ---------------------------------------------------------------- overflow mode */
 
 static volatile int depth_limit = INT_MAX;     /* never reached: the stack ends first */
@@ -1480,6 +1721,9 @@ int main(int argc, char **argv)
     test_recv_eof();
     test_tcp();
     test_connect_refused();
+    test_recv_datagrams();
+    test_recv_urgent();
+    test_close_reuse();
     test_fairness();
     test_signal_eintr();
     test_signal_restart();
@@ -1491,6 +1735,8 @@ int main(int argc, char **argv)
      * ASan stop the run at them, and every other check has run before. */
     test_sleep_forever();
     test_creator_gone();
+    test_wrap_detached();
+    test_wrap_join();           /* the real pthread_join on a coroutine would crash */
 
     printf("runtime-test: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;

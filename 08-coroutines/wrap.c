@@ -13,6 +13,7 @@
  * (getaddrinfo's own sockets, fprintf's write), inside other libraries, or by
  * pointer; and the patch holds only for the objects linked with it. gevent
  * patches modules at import time; --wrap patches references at link time.
+ * The README lists the calls patched here and what the patch cannot see.
  */
 #define _GNU_SOURCE
 #include "co.h"
@@ -26,6 +27,8 @@
 int __wrap_pthread_create(pthread_t *tid, const pthread_attr_t *attr,
                           void *(*fn)(void *), void *arg);
 int __wrap_pthread_detach(pthread_t tid);
+int __wrap_pthread_join(pthread_t tid, void **result);
+pthread_t __wrap_pthread_self(void);
 int __wrap_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int __wrap_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
@@ -34,14 +37,24 @@ int __wrap_close(int fd);
 int __wrap_sigaction(int sig, const struct sigaction *sa, struct sigaction *old);
 int __wrap_nanosleep(const struct timespec *want, struct timespec *left);
 
-/* A thread is a coroutine; its pthread_t is the coroutine's address. */
+/* A thread is a coroutine; its pthread_t is the coroutine's address. Of its
+ * attributes, the one that matters here is honoured: created detached, the
+ * coroutine frees itself when it ends, as the thread would (else nobody would
+ * ever join it: a leak per connection). The others cannot be: every coroutine
+ * has CO_STACK_SIZE of stack, whatever size or stack of its own attr asks for
+ * (one that needs more dies on its guard page, loudly), and scheduling policy,
+ * priority, scope and CPU affinity mean nothing inside one OS thread. */
 int __wrap_pthread_create(pthread_t *tid, const pthread_attr_t *attr,
                           void *(*fn)(void *), void *arg)
 {
-    (void)attr;                 /* stack size and the like: every coroutine gets CO_STACK_SIZE */
+    int state = PTHREAD_CREATE_JOINABLE, err;
+    if (attr != NULL && (err = pthread_attr_getdetachstate(attr, &state)) != 0)
+        return err;             /* pthread functions return the error, not -1 */
     struct co *c = co_spawn(fn, arg);
     if (c == NULL)
-        return EAGAIN;          /* pthread functions return the error, not -1 */
+        return EAGAIN;
+    if (state == PTHREAD_CREATE_DETACHED)
+        (void)co_detach(c);     /* cannot fail: c is new, neither joined nor detached */
     *tid = (pthread_t)(uintptr_t)c;
     return 0;
 }
@@ -49,6 +62,23 @@ int __wrap_pthread_create(pthread_t *tid, const pthread_attr_t *attr,
 int __wrap_pthread_detach(pthread_t tid)
 {
     return co_detach((struct co *)(uintptr_t)tid) == -1 ? errno : 0;
+}
+
+/* co_join: EINVAL for a thread detached or already being joined. Joining
+ * oneself is EDEADLK, as pthread_join says (co_join calls it EINVAL). */
+int __wrap_pthread_join(pthread_t tid, void **result)
+{
+    struct co *c = (struct co *)(uintptr_t)tid;
+    if (c == co_self())
+        return EDEADLK;
+    return co_join(c, result) == -1 ? errno : 0;
+}
+
+/* The running coroutine, so that pthread_detach(pthread_self()) and
+ * pthread_join of a pthread_t from pthread_create speak of the same thing. */
+pthread_t __wrap_pthread_self(void)
+{
+    return (pthread_t)(uintptr_t)co_self();
 }
 
 int __wrap_accept(int fd, struct sockaddr *addr, socklen_t *len)

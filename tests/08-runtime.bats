@@ -44,3 +44,72 @@ contract() {
         [ "$status" -eq 139 ]   # 128 + SIGSEGV
     done
 }
+
+# build NAME FILES...: compile 08's FILES into $BATS_TEST_TMPDIR/NAME with $CC (cc),
+# with run, so that the test sees the status and the compiler's messages.
+build() {
+    local name=$1
+    shift
+    run "${CC:-cc}" -o "$BATS_TEST_TMPDIR/$name" "$@"
+    echo "$name: status $status"
+    echo "$output"
+}
+
+@test "08 runtime: co.c and a context switch built for different ones do not link, and say why" {
+    cd "$LAB_ROOT/08-coroutines"
+    # ctx.h sizes struct ctx for one switch; co.c built for the hand-written one
+    # and linked with ctx-ucontext.c would have it write a ucontext_t over the heap.
+    build mixed-1 generators.c co.c ctx-ucontext.c
+    [ "$status" -ne 0 ]
+    [[ "$output" == *undefined*ctx_make_for_ctx_c__link_ctx_c_or_compile_all_with_DCTX_UCONTEXT* ]]
+    build mixed-2 -DCTX_UCONTEXT generators.c co.c ctx.c
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"ctx.c is the hand-written switch: compile it without -DCTX_UCONTEXT, or use ctx-ucontext.c"* ]]
+    # Objects compiled apart, then linked: co.o for ucontext, ctx.o hand-written.
+    run "${CC:-cc}" -DCTX_UCONTEXT -c -o "$BATS_TEST_TMPDIR/co.o" co.c
+    [ "$status" -eq 0 ]
+    run "${CC:-cc}" -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    [ "$status" -eq 0 ]
+    build mixed-3 generators.c "$BATS_TEST_TMPDIR/co.o" "$BATS_TEST_TMPDIR/ctx.o"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *undefined*ctx_make_for_ctx_ucontext_c__link_ctx_ucontext_c_or_compile_all_without_DCTX_UCONTEXT* ]]
+    # The matched pairs build, and run.
+    build matched-asm generators.c co.c ctx.c
+    [ "$status" -eq 0 ]
+    build matched-ucontext -DCTX_UCONTEXT generators.c co.c ctx-ucontext.c
+    [ "$status" -eq 0 ]
+    for name in matched-asm matched-ucontext; do
+        run "$BATS_TEST_TMPDIR/$name"
+        [ "$status" -eq 0 ]
+        diff -u "$EXPECTED/08-generators.txt" <(echo "$output")
+    done
+}
+
+@test "08 runtime: built with -fcf-protection, the hand-written switch does not claim CET (x86-64)" {
+    local cc=${CC:-cc}
+    [[ "$("$cc" -dumpmachine)" == x86_64* ]] || skip "CET is x86-64's; $cc builds for $("$cc" -dumpmachine)"
+    command -v readelf >/dev/null || skip "no readelf (binutils) to read the object's notes"
+    cd "$LAB_ROOT/08-coroutines"
+    # The switch jumps where the shadow stack wants a ret and IBT an endbr64, so an
+    # object that says IBT or SHSTK would let the kernel turn on what crashes it.
+    # Asked for them, ctx.c refuses to compile (ctx.c's comment says so)...
+    run "$cc" -fcf-protection -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the hand-written switch breaks x86 CET (-fcf-protection): build it with -fcf-protection=none, or use ctx-ucontext.c"* ]]
+    # ... and the Makefile builds it with -fcf-protection=none after the CFLAGS (a
+    # distribution's flags may ask for CET), so the object claims nothing.
+    run make -C "$LAB_ROOT/08-coroutines" CFLAGS="-O2 -fcf-protection" OUT="$BATS_TEST_TMPDIR/build" \
+        "$BATS_TEST_TMPDIR/build/generators"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run "$cc" -fcf-protection -fcf-protection=none -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
+    [ "$status" -eq 0 ]
+    run readelf -n "$BATS_TEST_TMPDIR/ctx.o"
+    echo "$output"
+    [[ "$output" != *IBT* && "$output" != *SHSTK* ]]
+    # The compiler does mark what it compiles with -fcf-protection: the check can fail.
+    run "$cc" -fcf-protection -c -o "$BATS_TEST_TMPDIR/co.o" co.c
+    run readelf -n "$BATS_TEST_TMPDIR/co.o"
+    [[ "$output" == *"x86 feature: IBT, SHSTK"* ]]
+}

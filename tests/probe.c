@@ -19,6 +19,8 @@
  *                          connection the server closes unanswered is counted
  *                          as refused (select's FD_SETSIZE cap), not an error
  *   line  -s STRING [-T]   one round trip of STRING\n; -T prints the time
+ *   oob                    send "abc", "!" as urgent data (MSG_OOB), "def\n";
+ *                          the reply must be "ABCDEF\n" (see cmd_oob)
  * Common: -a ADDR (IPv4, IPv6 or a host name; 127.0.0.1), -p PORT (required),
  * -t SECONDS deadline (10; for flood it bounds only the connect, for hold only
  * the setup).
@@ -52,7 +54,7 @@ static const char usage_text[] =
     "usage: probe COMMAND [-a ADDR] -p PORT [-t SECONDS] [options]\n"
     "  echo -n BYTES [-b] | reset -n BYTES | drop -n BYTES | flood -d SECONDS\n"
     "  churn -n COUNT [-c CONCURRENCY] | hold -n COUNT [-r] [-d SECONDS]\n"
-    "  line -s STRING [-T]\n";
+    "  line -s STRING [-T] | oob\n";
 static const char pattern[] = "abcdefghijklmnopqrstuvwxyz0123456789\n";
 
 static const char *cmd = "";            /* the subcommand, for messages */
@@ -638,6 +640,40 @@ static void cmd_line(void)
     line_want = line_got = NULL;
 }
 
+/* TCP's urgent data: send(MSG_OOB) marks the last byte it sends. Without
+ * SO_OOBINLINE that byte is taken out of the stream (recv with MSG_OOB reads
+ * it), so the server's recv() never sees "!" and must answer "ABCDEF\n". But
+ * recv() stops at the mark: the server gets "abc", then "def\n" on its next
+ * call. A server that takes a short read for "the socket is drained" and waits
+ * for a new readiness edge never makes that call: all was there already. */
+static void cmd_oob(void)
+{
+    static const char want[] = "ABCDEF\n";
+    char got[sizeof want - 1];
+    int fd = connect_to();
+
+    send_all(fd, "abc", 3, 0);
+    for (;;) {
+        ssize_t r = send(fd, "!", 1, MSG_OOB);
+        if (r == 1)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && !would_block())
+            io_fail("send MSG_OOB", 3);
+        if (!wait_fd(fd, POLLOUT, deadline))        /* full (or r == 0): wait for room */
+            die(RC_DEADLINE, "deadline (%g s) passed before the urgent byte went", opt_t);
+    }
+    send_all(fd, "def\n", 4, 4);
+    size_t n = read_line(fd, got, sizeof got, 0);
+    size_t shown = got[n - 1] == '\n' ? n - 1 : n;  /* the line without '\n' */
+    if (fwrite(got, 1, shown, stdout) != shown)
+        fprintf(stderr, "probe oob: writing stdout: %s\n", strerror(errno));
+    say("");
+    check_bytes(got, want, n, 0);       /* a line that ends early differs at its '\n' */
+    xclose(fd);
+}
+
 static const struct command {
     const char *name;
     void (*run)(void);
@@ -647,7 +683,7 @@ static const struct command {
     {"echo", cmd_echo, "nb", 'n'},   {"reset", cmd_reset, "n", 'n'},
     {"drop", cmd_drop, "n", 'n'},    {"flood", cmd_flood, "d", 'd'},
     {"churn", cmd_churn, "nc", 'n'}, {"hold", cmd_hold, "nrd", 'n'},
-    {"line", cmd_line, "sT", 's'},
+    {"line", cmd_line, "sT", 's'},   {"oob", cmd_oob, "", 'p'},
 };
 
 static long long whole(const char *s, int opt, long long lo, long long hi)
