@@ -110,7 +110,8 @@ static void on_signal(int sig)
 
 static void install_signals(void)
 {
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
+    /* No SA_RESTART: the -s pause returns EINTR, so a stop cuts it short. Nothing else
+     * here blocks, so a signal just before the pause costs at most that one pause. */
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
@@ -316,9 +317,10 @@ int main(int argc, char **argv)
         }
         nconns = kept;
         /* The notes' time.sleep: less CPU, slower replies. EINTR ends it early: stop. */
-        if (sleep_us > 0)
-            nanosleep(&(struct timespec){ .tv_sec = sleep_us / 1000000,
-                                          .tv_nsec = sleep_us % 1000000 * 1000 }, NULL);
+        if (sleep_us > 0 && nanosleep(&(struct timespec){ .tv_sec = sleep_us / 1000000,
+                                                          .tv_nsec = sleep_us % 1000000 * 1000 },
+                                      NULL) == -1 && errno != EINTR)
+            die("nanosleep");
     }
     for (size_t i = 0; i < nconns; i++)
         close_conn(conns[i]);
