@@ -29,14 +29,15 @@
 #include <unistd.h>
 
 #define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 struct conn {
     int fd;
     int eof;                    /* the client shut its side: flush, then close */
-    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    char *queue;                /* replies the kernel has not taken: queue[head..tail), */
+    size_t head, tail, cap;     /* in cap bytes taken when needed; NULL when none wait */
     char peer[PEER_MAX];
-    char queue[QUEUE_MAX];
 };
 
 static const char *prog;                /* argv[0], for messages */
@@ -247,41 +248,99 @@ static void accept_all(int lfd)
     }
 }
 
-/* One turn for one connection: read if the queue has room, send what is queued.
+/* Keep the len reply bytes the kernel did not take, behind those already waiting.
+ * The memory is taken now, not at accept, and doubles as the queue grows; reads are
+ * sized so that it never needs more than QUEUE_MAX. Out of memory: -1, and only this
+ * connection is lost. */
+static int enqueue(struct conn *c, const char *data, size_t len)
+{
+    if (c->tail + len > c->cap && c->head > 0) {    /* first slide what waits to the front */
+        memmove(c->queue, c->queue + c->head, c->tail - c->head);
+        c->tail -= c->head;
+        c->head = 0;
+    }
+    if (c->tail + len > c->cap) {
+        size_t cap = c->cap > 0 ? c->cap : QUEUE_MIN;
+        while (cap < c->tail + len)
+            cap *= 2;
+        char *grown = realloc(c->queue, cap);
+        if (grown == NULL) {
+            perror("realloc");
+            return -1;
+        }
+        c->queue = grown;
+        c->cap = cap;
+    }
+    memcpy(c->queue + c->tail, data, len);
+    c->tail += len;
+    return 0;
+}
+
+/* Send the reply data[0..len) (len may be 0) behind the replies still queued: one
+ * send() at most, and what the kernel does not take is queued, so the client gets
+ * every byte in order. Returns how many bytes went, or -1 when the connection is
+ * finished (the client is gone, or no memory). */
+static ssize_t send_reply(struct conn *c, const char *data, size_t len)
+{
+    int queued = c->head < c->tail;
+    if (queued) {           /* older replies go first, the new ones behind them */
+        if (enqueue(c, data, len) == -1)
+            return -1;
+        data = c->queue + c->head;
+        len = c->tail - c->head;
+    }
+    ssize_t n = send(c->fd, data, len, 0);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        n = 0;              /* EAGAIN: the client's window is full; all of it waits */
+    } else if (verbosity >= 2) {
+        printf("wrote %s %zd bytes\n", c->peer, n);
+    }
+    echoed += (unsigned long long)n;
+    if (queued) {
+        c->head += (size_t)n;
+        if (c->head == c->tail) {   /* drained: the memory goes back until next time */
+            free(c->queue);
+            c->queue = NULL;
+            c->head = c->tail = c->cap = 0;
+        }
+    } else if ((size_t)n < len) {   /* a short write: the rest waits in the queue */
+        if (enqueue(c, data + n, len - (size_t)n) == -1)
+            return -1;
+    }
+    return n;
+}
+
+/* One turn for one connection: read if the queue has room, into the loop's buffer,
+ * and send the reply at once; with nothing read, send what is queued.
  * Returns 0 to keep the connection, -1 when it is finished. */
 static int service(struct conn *c)
 {
+    static char buf[QUEUE_MAX];     /* the loop's one read buffer, for every connection */
     ssize_t n;
+    size_t got = 0;
     /* Backpressure: once the queue is full we stop reading until it has drained,
-     * and the client's own sends stall: it cannot make us buffer more. */
-    if (!c->eof && c->tail < QUEUE_MAX) {
-        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+     * and the client's own sends stall: it cannot make us buffer more. Below the
+     * cap we read no more than the room left: should the kernel take none of the
+     * reply, it must still fit. */
+    if (!c->eof && c->tail - c->head < QUEUE_MAX) {
+        n = recv(c->fd, buf, QUEUE_MAX - (c->tail - c->head), 0);
         if (n > 0) {
             if (verbosity >= 2)
                 printf("read %s %zd bytes\n", c->peer, n);
-            upper(c->queue + c->tail, (size_t)n);
-            c->tail += (size_t)n;
+            got = (size_t)n;
+            upper(buf, got);
         } else if (n == 0) {
             c->eof = 1;     /* EOF: send what we still owe, then close */
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return -1;      /* ECONNRESET: the client is gone */
         }                   /* EAGAIN: nothing arrived yet; look again next turn */
     }
-    if (c->head < c->tail) {
-        /* One send per turn; whatever the kernel does not take (a short write)
-         * stays queued for the next turn instead of blocking everyone. */
-        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
-        if (n > 0) {
-            if (verbosity >= 2)
-                printf("wrote %s %zd bytes\n", c->peer, n);
-            c->head += (size_t)n;
-            echoed += (unsigned long long)n;
-            if (c->head == c->tail)     /* drained: the whole queue is free again */
-                c->head = c->tail = 0;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        }                   /* EAGAIN: the client's window is full; try next turn */
-    }
+    /* One send per turn; whatever the kernel does not take (a short write) stays
+     * queued for the next turn instead of blocking everyone. */
+    if ((got > 0 || c->head < c->tail) && send_reply(c, buf, got) == -1)
+        return -1;
     return c->eof && c->head == c->tail ? -1 : 0;
 }
 
@@ -291,6 +350,7 @@ static void close_conn(struct conn *c)
         perror("close");
     if (verbosity >= 1)
         printf("closed %s\n", c->peer);
+    free(c->queue);
     free(c);
 }
 

@@ -31,15 +31,16 @@
 #include <unistd.h>
 
 #define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 struct conn {
     int fd;
     int eof;                    /* the client shut its side: flush, then close */
-    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    char *queue;                /* replies the kernel has not taken: queue[head..tail), */
+    size_t head, tail, cap;     /* in cap bytes taken when needed; NULL when none wait */
     char peer[PEER_MAX];
-    char queue[QUEUE_MAX];
 };
 
 static const char *prog;                /* argv[0], for messages */
@@ -216,7 +217,7 @@ static void upper(char *buf, size_t len)
  * sends stall, and it cannot make us buffer more (backpressure). */
 static int wants_read(const struct conn *c)
 {
-    return !c->eof && c->tail < QUEUE_MAX;
+    return !c->eof && c->tail - c->head < QUEUE_MAX;
 }
 
 /* Accept everyone waiting, non-blocking, into the table. */
@@ -280,41 +281,98 @@ static void accept_all(int lfd)
     }
 }
 
-/* One connection is ready: read if told so and the queue has room, then send what
- * is queued at once (usually all of it, so no waiting for writability is needed).
+/* Keep the len reply bytes the kernel did not take, behind those already waiting.
+ * The memory is taken now, not at accept, and doubles as the queue grows; reads are
+ * sized so that it never needs more than QUEUE_MAX. Out of memory: -1, and only this
+ * connection is lost. */
+static int enqueue(struct conn *c, const char *data, size_t len)
+{
+    if (c->tail + len > c->cap && c->head > 0) {    /* first slide what waits to the front */
+        memmove(c->queue, c->queue + c->head, c->tail - c->head);
+        c->tail -= c->head;
+        c->head = 0;
+    }
+    if (c->tail + len > c->cap) {
+        size_t cap = c->cap > 0 ? c->cap : QUEUE_MIN;
+        while (cap < c->tail + len)
+            cap *= 2;
+        char *grown = realloc(c->queue, cap);
+        if (grown == NULL) {
+            perror("realloc");
+            return -1;
+        }
+        c->queue = grown;
+        c->cap = cap;
+    }
+    memcpy(c->queue + c->tail, data, len);
+    c->tail += len;
+    return 0;
+}
+
+/* Send the reply data[0..len) (len may be 0) behind the replies still queued: one
+ * send() at most, and what the kernel does not take is queued, so the client gets
+ * every byte in order. Returns how many bytes went, or -1 when the connection is
+ * finished (the client is gone, or no memory). */
+static ssize_t send_reply(struct conn *c, const char *data, size_t len)
+{
+    int queued = c->head < c->tail;
+    if (queued) {           /* older replies go first, the new ones behind them */
+        if (enqueue(c, data, len) == -1)
+            return -1;
+        data = c->queue + c->head;
+        len = c->tail - c->head;
+    }
+    ssize_t n = send(c->fd, data, len, 0);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        n = 0;              /* EAGAIN: the client's window is full; all of it waits */
+    } else if (verbosity >= 2) {
+        printf("wrote %s %zd bytes\n", c->peer, n);
+    }
+    echoed += (unsigned long long)n;
+    if (queued) {
+        c->head += (size_t)n;
+        if (c->head == c->tail) {   /* drained: the memory goes back until next time */
+            free(c->queue);
+            c->queue = NULL;
+            c->head = c->tail = c->cap = 0;
+        }
+    } else if ((size_t)n < len) {   /* a short write: the rest waits in the queue */
+        if (enqueue(c, data + n, len - (size_t)n) == -1)
+            return -1;
+    }
+    return n;
+}
+
+/* One connection is ready: read if told so and the queue has room, into the loop's
+ * buffer, and send the reply at once (usually all of it, so no waiting for
+ * writability is needed); with nothing read, send what is queued.
  * Returns -1 when the connection is finished, else how many bytes moved. */
 static ssize_t service(struct conn *c, int readable)
 {
-    ssize_t n, moved = 0;
+    static char buf[QUEUE_MAX];     /* the loop's one read buffer, for every connection */
+    ssize_t n;
+    size_t got = 0;
     if (readable && wants_read(c)) {
-        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+        /* No more than the queue has room for: should the kernel take none of the
+         * reply, it must still fit under the cap. */
+        n = recv(c->fd, buf, QUEUE_MAX - (c->tail - c->head), 0);
         if (n > 0) {
             if (verbosity >= 2)
                 printf("read %s %zd bytes\n", c->peer, n);
-            upper(c->queue + c->tail, (size_t)n);
-            c->tail += (size_t)n;
-            moved += n;
+            got = (size_t)n;
+            upper(buf, got);
         } else if (n == 0) {
             c->eof = 1;     /* EOF: send what we still owe, then close */
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return -1;      /* ECONNRESET: the client is gone */
         }                   /* EAGAIN: a false alarm; wait for the next readiness */
     }
-    if (c->head < c->tail) {
-        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
-        if (n > 0) {
-            if (verbosity >= 2)
-                printf("wrote %s %zd bytes\n", c->peer, n);
-            c->head += (size_t)n;
-            echoed += (unsigned long long)n;
-            moved += n;
-            if (c->head == c->tail)     /* drained: the whole queue is free again */
-                c->head = c->tail = 0;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        }                   /* EAGAIN or a short write: the rest waits for writability */
-    }
-    return c->eof && c->head == c->tail ? -1 : moved;
+    n = 0;
+    if ((got > 0 || c->head < c->tail) && (n = send_reply(c, buf, got)) == -1)
+        return -1;
+    return c->eof && c->head == c->tail ? -1 : (ssize_t)got + n;
 }
 
 static void close_conn(struct conn *c)
@@ -324,6 +382,7 @@ static void close_conn(struct conn *c)
         perror("close");
     if (verbosity >= 1)
         printf("closed %s\n", c->peer);
+    free(c->queue);
     free(c);
     accepting = 1;              /* a descriptor is free: try the backlog again */
 }
