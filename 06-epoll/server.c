@@ -5,15 +5,17 @@
  * connection is registered once (epoll_ctl) and epoll_wait() returns only the
  * ready ones, so a turn costs what is ready, not what is watched. Level-triggered
  * (the default) reports a descriptor as long as it is ready, like poll(); -e
- * switches to edge-triggered, which reports a change once: then we must read and
- * write until EAGAIN, or data already there would never be reported again.
+ * switches to edge-triggered, which reports a change once: then we must read
+ * until the socket is empty and write until it is full, or data already there
+ * would never be reported again. EAGAIN says so, and so does a short read or write.
  *
  * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080 [-e]
  *                 ulimit -n 12000; ./client -p 8080 -n 10000
  *
  * Look at: interest() and the epoll_ctl(MOD) after service(): with level
  * triggering a request costs one recv and one send, and epoll_ctl runs only when
- * a connection's write interest changes. And the edge-triggered loop in main().
+ * a connection's write interest changes. And the edge-triggered loop in main(),
+ * with service()'s can_read and can_write: as cheap as level-triggered.
  * Pitfall: EMFILE leaves the listening socket readable forever; we stop watching it
  * until a descriptor frees up, or epoll_wait() would return at once, again and again.
  */
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
+#define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define MAX_EVENTS 256          /* events taken per epoll_wait() */
 #define MAX_ROUNDS 16           /* edge-triggered: work per connection per turn */
@@ -40,10 +43,12 @@
 struct conn {
     int fd;
     int eof;                    /* the client shut its side: flush, then close */
-    size_t head, tail;          /* replies waiting to be sent: queue[head..tail) */
+    char *queue;                /* replies the kernel has not taken: queue[head..tail), */
+    size_t head, tail, cap;     /* in cap bytes taken when needed; NULL when none wait */
     uint32_t events;            /* what it is registered for in epoll */
+    int can_read, can_write;    /* not known to be empty, not known to be full */
+    int wary;                   /* urgent data or the EOF seen: see service() */
     char peer[PEER_MAX];
-    char queue[QUEUE_MAX];
 };
 
 static const char *prog;                /* argv[0], for messages */
@@ -225,16 +230,23 @@ static void upper(char *buf, size_t len)
  * sends stall, and it cannot make us buffer more (backpressure). */
 static int wants_read(const struct conn *c)
 {
-    return !c->eof && c->tail < QUEUE_MAX;
+    return !c->eof && c->tail - c->head < QUEUE_MAX;
 }
 
-/* What a connection waits for. Edge-triggered: both directions, from the start;
- * epoll tells us of changes and we drain to EAGAIN ourselves. Level-triggered:
- * only what it needs now, or EPOLLOUT would wake us for every idle connection. */
+/* Edge-triggered: is there work left that epoll will not report again? */
+static int more(const struct conn *c)
+{
+    return (c->can_read && wants_read(c)) || (c->can_write && c->head < c->tail);
+}
+
+/* What a connection waits for. Edge-triggered: both directions, from the start,
+ * and the peer's half-close and urgent data (see service()); epoll tells us of
+ * changes and we keep track of what is left ourselves. Level-triggered: only what
+ * it needs now, or EPOLLOUT would wake us for every idle connection. */
 static uint32_t interest(const struct conn *c)
 {
     if (edge)
-        return EPOLLIN | EPOLLOUT | EPOLLET;
+        return EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     return (wants_read(c) ? EPOLLIN : 0) | (c->head < c->tail ? EPOLLOUT : 0);
 }
 
@@ -300,6 +312,7 @@ static void accept_all(int lfd)
         if ((c = calloc(1, sizeof *c)) == NULL)
             die("calloc");
         c->fd = fd;
+        c->can_write = 1;           /* a new socket has room; a read waits for epoll */
         memcpy(c->peer, peer, sizeof peer);
         c->events = interest(c);    /* registered once, for the connection's life */
         struct epoll_event ev = { .events = c->events, .data.fd = fd };
@@ -312,41 +325,117 @@ static void accept_all(int lfd)
     }
 }
 
-/* One connection is ready: read if told so and the queue has room, then send what
- * is queued at once (usually all of it, so no waiting for writability is needed).
- * Returns -1 when the connection is finished, else how many bytes moved. */
-static ssize_t service(struct conn *c, int readable)
+/* Keep the len reply bytes the kernel did not take, behind those already waiting.
+ * The memory is taken now, not at accept, and doubles as the queue grows; reads are
+ * sized so that it never needs more than QUEUE_MAX. Out of memory: -1, and only this
+ * connection is lost. */
+static int enqueue(struct conn *c, const char *data, size_t len)
 {
-    ssize_t n, moved = 0;
-    if (readable && wants_read(c)) {
-        n = recv(c->fd, c->queue + c->tail, QUEUE_MAX - c->tail, 0);
+    if (c->tail + len > c->cap && c->head > 0) {    /* first slide what waits to the front */
+        memmove(c->queue, c->queue + c->head, c->tail - c->head);
+        c->tail -= c->head;
+        c->head = 0;
+    }
+    if (c->tail + len > c->cap) {
+        size_t cap = c->cap > 0 ? c->cap : QUEUE_MIN;
+        while (cap < c->tail + len)
+            cap *= 2;
+        char *grown = realloc(c->queue, cap);
+        if (grown == NULL) {
+            perror("realloc");
+            return -1;
+        }
+        c->queue = grown;
+        c->cap = cap;
+    }
+    memcpy(c->queue + c->tail, data, len);
+    c->tail += len;
+    return 0;
+}
+
+/* Send the reply data[0..len) (len may be 0) behind the replies still queued: one
+ * send() at most, and what the kernel does not take is queued, so the client gets
+ * every byte in order. Returns how many bytes went, or -1 when the connection is
+ * finished (the client is gone, or no memory). */
+static ssize_t send_reply(struct conn *c, const char *data, size_t len)
+{
+    int queued = c->head < c->tail;
+    if (queued) {           /* older replies go first, the new ones behind them */
+        if (enqueue(c, data, len) == -1)
+            return -1;
+        if (!c->can_write)
+            return 0;       /* full at the last try: wait for EPOLLOUT */
+        data = c->queue + c->head;
+        len = c->tail - c->head;
+    }
+    ssize_t n = send(c->fd, data, len, 0);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;      /* EPIPE or ECONNRESET: the client is gone */
+        if (errno != EINTR)
+            c->can_write = 0;   /* EAGAIN: the client's window is full */
+        n = 0;              /* all of it waits */
+    } else if ((size_t)n < len) {
+        c->can_write = 0;   /* a short write: full now (epoll(7)) */
+    }
+    if (n > 0 && verbosity >= 2)
+        printf("wrote %s %zd bytes\n", c->peer, n);
+    echoed += (unsigned long long)n;
+    if (queued) {
+        c->head += (size_t)n;
+        if (c->head == c->tail) {   /* drained: the memory goes back until next time */
+            free(c->queue);
+            c->queue = NULL;
+            c->head = c->tail = c->cap = 0;
+        }
+    } else if ((size_t)n < len) {   /* a short write: the rest waits in the queue */
+        if (enqueue(c, data + n, len - (size_t)n) == -1)
+            return -1;
+    }
+    return n;
+}
+
+/* One connection is ready: read if it may have data and the queue has room, into
+ * the loop's buffer, and send the reply at once (usually all of it, so no waiting
+ * for writability is needed); with nothing read, send what is queued.
+ * epoll(7): on a stream socket, a read that returns less than it asked for has
+ * emptied the socket, and a write that took less than offered has filled it. So
+ * can_read and can_write, set by epoll's events, are cleared by a short read or
+ * write, or by EAGAIN, and edge-triggered needs no call that only says EAGAIN: one
+ * recv and one send a request, as level-triggered. Two short reads prove nothing:
+ * recv stops at TCP's urgent mark with data behind it (EPOLLPRI), and an EOF that
+ * came with the data (EPOLLRDHUP) is not reported again. After either, wary stays
+ * set, and only EAGAIN or the EOF itself says empty.
+ * Returns -1 when the connection is finished, else how many bytes moved. */
+static ssize_t service(struct conn *c)
+{
+    static char buf[QUEUE_MAX];     /* the loop's one read buffer, for every connection */
+    ssize_t n;
+    size_t got = 0;
+    if (c->can_read && wants_read(c)) {
+        /* No more than the queue has room for: should the kernel take none of the
+         * reply, it must still fit under the cap. */
+        size_t room = QUEUE_MAX - (c->tail - c->head);
+        n = recv(c->fd, buf, room, 0);
         if (n > 0) {
             if (verbosity >= 2)
                 printf("read %s %zd bytes\n", c->peer, n);
-            upper(c->queue + c->tail, (size_t)n);
-            c->tail += (size_t)n;
-            moved += n;
+            got = (size_t)n;
+            upper(buf, got);
+            if (got < room && !c->wary)
+                c->can_read = 0;    /* a short read: empty now (epoll(7)) */
         } else if (n == 0) {
             c->eof = 1;     /* EOF: send what we still owe, then close */
         } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             return -1;      /* ECONNRESET: the client is gone */
-        }                   /* EAGAIN: a false alarm; wait for the next readiness */
+        } else if (errno != EINTR) {
+            c->can_read = 0;    /* EAGAIN: wait for the next readiness */
+        }
     }
-    if (c->head < c->tail) {
-        n = send(c->fd, c->queue + c->head, c->tail - c->head, 0);
-        if (n > 0) {
-            if (verbosity >= 2)
-                printf("wrote %s %zd bytes\n", c->peer, n);
-            c->head += (size_t)n;
-            echoed += (unsigned long long)n;
-            moved += n;
-            if (c->head == c->tail)     /* drained: the whole queue is free again */
-                c->head = c->tail = 0;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        }                   /* EAGAIN or a short write: the rest waits for writability */
-    }
-    return c->eof && c->head == c->tail ? -1 : moved;
+    n = 0;
+    if ((got > 0 || c->head < c->tail) && (n = send_reply(c, buf, got)) == -1)
+        return -1;
+    return c->eof && c->head == c->tail ? -1 : (ssize_t)got + n;
 }
 
 /* close() also takes the descriptor out of epoll: no EPOLL_CTL_DEL needed. */
@@ -357,6 +446,7 @@ static void close_conn(struct conn *c)
         perror("close");
     if (verbosity >= 1)
         printf("closed %s\n", c->peer);
+    free(c->queue);
     free(c);
     accepting = 1;              /* a descriptor is free: try the backlog again */
 }
@@ -401,12 +491,21 @@ int main(int argc, char **argv)
                 continue;
             }
             struct conn *c = conns[fd];
-            /* EPOLLERR and EPOLLHUP come unasked; reading or writing reports them. */
-            ssize_t moved = service(c, (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0);
+            uint32_t mask = events[i].events;
+            /* What epoll says, kept until a read or write proves otherwise (service()).
+             * EPOLLERR and EPOLLHUP come unasked; reading or writing reports them. */
+            if (mask & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+                c->can_read = 1;
+            if (mask & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+                c->can_write = 1;
+            if (mask & (EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+                c->wary = 1;
+            ssize_t moved = service(c);
             /* Edge-triggered: the bytes already there will not be reported again, so
-             * go on until nothing moves (EAGAIN both ways, or a queue that cannot drain). */
-            for (int round = 1; edge && moved > 0 && round < MAX_ROUNDS; round++)
-                moved = service(c, 1);
+             * go on while there may be more (not yet a short read or write, nor EAGAIN)
+             * and the queue has room. */
+            for (int round = 1; edge && moved != -1 && more(c) && round < MAX_ROUNDS; round++)
+                moved = service(c);
             if (moved == -1) {
                 close_conn(c);
                 continue;
@@ -415,7 +514,7 @@ int main(int argc, char **argv)
              * write needs EPOLLOUT, a drained queue drops it, or backpressure drops
              * EPOLLIN. Edge-triggered, a connection still busy after MAX_ROUNDS is
              * re-armed: MOD reports it again next turn, behind the others. */
-            if (interest(c) != c->events || (edge && moved > 0)) {
+            if (interest(c) != c->events || (edge && more(c))) {
                 c->events = interest(c);
                 struct epoll_event ev = { .events = c->events, .data.fd = fd };
                 if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == -1)

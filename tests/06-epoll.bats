@@ -57,3 +57,83 @@ ten_thousand() {
 @test "06 -e: 10,000 concurrent connections, edge-triggered" {
     ten_thousand -e
 }
+
+# calls_per_request [-e]: 06's server under strace -c, and one client that sends 200
+# lines, one at a time, each when the last reply has come and a moment has passed (so
+# that the server finds its socket empty, as a real client's server mostly does). Sets
+# recvs and sends (calls per request) and ctls (epoll_ctl calls in all).
+calls_per_request() {
+    local out=$BATS_TEST_TMPDIR/strace$1.txt tracer sock reply
+    SERVER_LOG=$BATS_TEST_TMPDIR/server$1.log
+    : >"$SERVER_LOG"
+    # LeakSanitizer cannot work under ptrace (make check): it would fail at exit.
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+        strace -f -c -o "$out" "$LAB_BIN/06-epoll/server" -p 0 "$@" >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
+    tracer=$!
+    BACKGROUND_PIDS+=("$tracer")
+    wait_for_line '^listening on '
+    PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_LOG")
+    SERVER_PID=$(pgrep -P "$tracer")
+    exec {sock}<>"/dev/tcp/127.0.0.1/$PORT"
+    for i in $(seq 200); do
+        printf 'request %d\n' "$i" >&"$sock"
+        IFS= read -r reply <&"$sock"
+        [ "$reply" = "REQUEST $i" ]
+        sleep 0.002             # the client's think time, not a synchronisation
+    done
+    exec {sock}<&-
+    wait_for_line '^closed '
+    kill -TERM "$SERVER_PID"    # strace's child, not ours: stop_pid cannot wait for it
+    SERVER_PID=
+    stop_pid "$tracer" 0        # no signal: strace exits with it, having written its table
+    # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall
+    calls() { awk -v name="$1" '$NF == name { n = $4 } END { print n + 0 }' "$out"; }
+    recvs=$(awk -v n="$(calls recvfrom)" 'BEGIN { printf "%.2f", n / 200 }')
+    sends=$(awk -v n="$(calls sendto)" 'BEGIN { printf "%.2f", n / 200 }')
+    ctls=$(calls epoll_ctl)
+    echo "06 ${1:-(level-triggered)}: per request $recvs recv and $sends send; epoll_ctl $ctls in all"
+}
+
+@test "06 and 06 -e: one recv and one send per request, and epoll_ctl only to register" {
+    command -v strace >/dev/null || skip "needs strace"
+    for mode in "" -e; do
+        # shellcheck disable=SC2086   # no mode: no argument
+        calls_per_request $mode
+        # 201 recvs: the 200 lines and the EOF.
+        awk -v r="$recvs" -v s="$sends" 'BEGIN { exit !(r < 1.1 && s < 1.1) }'
+        [ "$ctls" -eq 2 ]       # EPOLL_CTL_ADD: the listener and the connection
+    done
+}
+
+@test "06 and 06 -e: urgent data mid-line, where recv stops short: the whole line is answered" {
+    run "$PROBE" oob -p 1
+    [[ "$output" != *"unknown command"* ]] || skip "needs tests/probe's oob command"
+    for mode in "" -e; do
+        # shellcheck disable=SC2086   # no mode: no argument
+        start_server 06-epoll/server -q $mode
+        # Whether "def" is there before the server's first recv is a matter of
+        # timing: twenty tries see both cases.
+        for try in $(seq 20); do
+            run "$PROBE" oob -p "$PORT" -t 2
+            [ "$status" -eq 0 ] && [ "$output" = ABCDEF ] ||
+                { echo "06 $mode, try $try: status $status, output: $output"; false; }
+        done
+        stop_pid "$SERVER_PID"
+    done
+}
+
+@test "06 and 06 -e: a line and the EOF right behind it: the reply, then the close" {
+    for mode in "" -e; do
+        # shellcheck disable=SC2086   # no mode: no argument
+        start_server 06-epoll/server -q $mode
+        # The probe half-closes as soon as its 10 bytes are sent: often both are
+        # there before the server's first recv, which then returns less than it
+        # asked for without the socket being empty: the EOF is still to be read.
+        for try in $(seq 20); do
+            run "$PROBE" echo -p "$PORT" -n 10 -t 2
+            [ "$status" -eq 0 ] ||
+                { echo "06 $mode, try $try: status $status, output: $output"; false; }
+        done
+        stop_pid "$SERVER_PID"
+    done
+}
