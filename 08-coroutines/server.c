@@ -31,7 +31,9 @@
 
 #include "co.h"
 
-#define BUFSIZE 4096
+/* Half a page, on talk()'s stack: with the frames above it and below it (the runtime's,
+ * while parked), a connection touches one 4 KiB stack page, not two (README). */
+#define BUFSIZE 2048
 #define PAUSE_MS 1000           /* while out of descriptors, retry accept this often */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
