@@ -1,9 +1,9 @@
 # tests/bench/report.sh, sourced by tests/bench/run once every figure is in: prints the
 # tables and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
 # Reads: servers, counts, idle_counts, cell, c10k, open_cell, open_labels, open_rate,
-# open_share, open_conns, idle_cpu, switch_ns, cpu_targets, mem_targets, syscall_ns,
-# roundtrip_us, kstack_kib, repeats, secs, c10k_secs, open_secs, idle_secs, quick,
-# timings, tmp, out; and tests/bench/decimal.sh's functions (which set R: no $(...)
+# open_share, open_conns, syscall_labels, syscall_conns, calls, idle_cpu, switch_ns,
+# cpu_targets, mem_targets, syscall_ns, roundtrip_us, kstack_kib, repeats, secs,
+# c10k_secs, open_secs, idle_secs, quick, timings, tmp, out; and tests/bench/decimal.sh's functions (which set R: no $(...)
 # per figure, each would fork).
 # shellcheck shell=bash disable=SC2154
 
@@ -204,6 +204,19 @@ targets() {
         echo "| $label | $offered | $rps | $p50 | $p99 | $p999 | $cpu | $R | $errors | $unans |"
     done
     echo
+    echo "## System calls per request, $syscall_conns connections"
+    echo
+    echo "Counted by \`strace -c -f\` over a run of $secs s (which it slows: no CPU figures here),"
+    echo "divided by the requests served; calls made less than once in 20 requests are left out."
+    echo "The counts include each connection's setup (its accept, first round trip and close),"
+    echo "spread over the requests: a few hundredths of a call each."
+    echo
+    echo "| server | system calls per request |"
+    echo "|---|---|"
+    for label in "${syscall_labels[@]}"; do
+        echo "| $label | ${calls["$label"]:-not measured: strace is not installed} |"
+    done
+    echo
     echo "## C10K: one busy connection among K idle ones"
     echo
     echo "Server CPU µs per request as K grows (select and poll pay for every watched descriptor on"
@@ -274,7 +287,7 @@ for label in "${labels[@]}"; do
     printf '  %-14s %8s %6s  %s\n' "$label" "$cpu" "$x" "$R"
 done
 echo
-sed -n '/^## Open loop/,/^## C10K/p' "$out/bench.md" | grep -v '^## C10K'
+sed -n '/^## Open loop/,/^## System calls/p' "$out/bench.md" | grep -v '^## System calls'
 echo "Latency µs (bars on a log scale from 1 µs):"
 vals=(); for v in "${open_cell[@]}"; do read -r _ _ _ _ c _ <<<"$v"; lg "$c"; vals+=("$R"); done
 max_of "${vals[@]}"; max=$R
@@ -286,6 +299,7 @@ for label in "${open_labels[@]}"; do
     done
 done
 echo
+sed -n '/^## System calls/,/^## C10K/p' "$out/bench.md" | grep -v '^## C10K'
 sed -n '/^## C10K/,/^## Idle/p' "$out/bench.md" | grep -v '^## Idle'
 echo "CPU µs per request, 1 busy among K idle (log scale from 1 µs):"
 vals=(); for v in "${c10k[@]}"; do lg "${v%% *}"; vals+=("$R"); done
