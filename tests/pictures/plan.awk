@@ -6,10 +6,10 @@
 #   S US TID STRACE-LINE    one system call of thread TID (strace -ttt -T, time removed);
 #                           traced, the log lines come from its write(1, "...")
 # Variables: t0 and end (US), rows (threads, spin, scan or coroutines), title, note,
-# clients (their names, in row order).
+# clients (their names, in row order), fds (how many descriptors the server holds).
 # Output lines (times in ms since t0):
 #   title TEXT | note TEXT | tmax MS | group TEXT | row KEY LABEL
-#   span KEY FROM TO CLASS [TEXT] | tick KEY AT CLASS | bar KEY AT HANDED READY
+#   span KEY FROM TO CLASS [TEXT] | tick KEY AT CLASS | bar KEY AT HANDED READY | scanmax N
 #   legend CLASS TEXT
 # The server's log names a client by its address and port, strace by its descriptor:
 # accept()'s decoded address gives the port of each descriptor, and the client's
@@ -72,8 +72,9 @@ $1 == "S" {
     if (call == "close" && fd in fdport) delete fdport[fd]
     if (who != "" && !(tid in tidport)) tidport[tid] = who
 
-    # Blocked: a call that took a millisecond or more.
-    if (dur >= 1000) {
+    # Blocked: a call that took a millisecond or more (not in a spinning server, where
+    # only the successful calls are traced and a slow one is strace's own delay).
+    if (dur >= 1000 && rows != "spin") {
         ns++; sk[ns] = tid; sfrom[ns] = t; sto[ns] = t + dur; sport[ns] = who
         stext[ns] = call; scl[ns] = "blocked"
         if (call ~ /sleep/) scl[ns] = "sleep"
@@ -106,13 +107,13 @@ END {
         printf "span c%s %.1f %.1f open\n", n, ms(c), ms(x)
         if (port in accepted) {
             a = accepted[port]
-            if (a - c > 3000) printf "span c%s %.1f %.1f backlog\n", n, ms(c), ms(a)
+            if (a - c > 20000) printf "span c%s %.1f %.1f backlog\n", n, ms(c), ms(a)
             z = (port in sclosed) ? sclosed[port] : x
             if (z > x) z = x
             printf "span c%s %.1f %.1f served\n", n, ms(a), ms(z)
         }
         used["open"] = 1; used["served"] = 1
-        if (a - c > 3000) used["backlog"] = 1
+        if (a - c > 20000) used["backlog"] = 1
     }
     for (i = 1; i <= nt; i++) { printf "tick %s %.1f %s\n", tk[i], ms(tat[i]), tcl[i]; used[tcl[i]] = 1 }
 
@@ -126,7 +127,7 @@ END {
             if (i > 1 && (tid in tidport) && (tidport[tid] in portname)) label = label " of " portname[tidport[tid]]
             print "row s" tid " " label " (" tid ")"
             if (rows == "spin") {
-                printf "span s%s %.1f %.1f spin spinning: every failed call is left out\n", tid, ms(sfirst), ms(slast)
+                printf "span s%s %.1f %.1f spin spinning (failed calls not drawn)\n", tid, ms(sfirst), ms(slast)
                 used["spin"] = 1
             }
         }
@@ -139,6 +140,7 @@ END {
         for (i = 1; i <= nst; i++) { printf "tick s%s %.1f call\n", stk[i], ms(stat[i]); used["call"] = 1 }
         if (rows == "scan" && nb > 0) {
             print "row scan fds per call: handed / ready"
+            print "scanmax " fds       # the same scale for poll and epoll: every descriptor open
             for (i = 1; i <= nb; i++) if (bat[i] >= t0) printf "bar scan %.1f %d %d\n", ms(bat[i]), bhand[i], bready[i]
             used["handed"] = 1; used["ready"] = 1
         }

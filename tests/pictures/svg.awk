@@ -22,6 +22,7 @@ $1 == "tmax" { tmax = $2 + 0; next }
 $1 == "group" { n++; kind[n] = "group"; text[n] = rest(2); next }
 $1 == "row" { n++; kind[n] = ($2 == "scan") ? "scan" : "row"; key[n] = $2; text[n] = rest(3); rowof[$2] = n; next }
 $1 == "span" || $1 == "tick" || $1 == "bar" { m++; item[m] = $0; next }
+$1 == "scanmax" { barmax = $2 + 0; next }
 $1 == "legend" { nl++; lcl[nl] = $2; ltext[nl] = rest(3); next }
 
 END {
@@ -68,7 +69,7 @@ END {
         printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#f2f2f2\"/>\n", px0, top[i] + h, px1, top[i] + h
     }
 
-    # scan rows: the tallest bar sets the scale
+    # scan rows: the tallest bar, or every descriptor the server holds, sets the scale
     for (j = 1; j <= m; j++) {
         split(item[j], f, " ")
         if (f[1] == "bar" && f[4] + 0 > barmax) barmax = f[4] + 0
@@ -102,6 +103,7 @@ END {
             hh = (f[4] + 0) * 36 / barmax
             if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"3\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 1.5, base - hh, hh, fill["handed"]
             hh = (f[5] + 0) * 36 / barmax
+            if (hh > 0 && hh < 2) hh = 2
             if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"3\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 1.5, base - hh, hh, fill["ready"]
         }
     }
