@@ -29,7 +29,7 @@ $1 == "C" {
     name = $3; ev = $4
     if (ev == "connect") { connect[name] = $2; portname[$5] = name }
     else if (ev == "send") { sent[name] = $2; nt++; tk[nt] = "c" name; tat[nt] = $2; tcl[nt] = "send" }
-    else if (ev == "reply") { nt++; tk[nt] = "c" name; tat[nt] = $2; tcl[nt] = "reply" }
+    else if (ev == "reply") { if (!(name in replied)) replied[name] = $2; nt++; tk[nt] = "c" name; tat[nt] = $2; tcl[nt] = "reply" }
     else if (ev == "lost") { nt++; tk[nt] = "c" name; tat[nt] = sent[name]; tcl[nt] = "lost" }
     else if (ev == "close" || ev == "refused") closed[name] = $2
     next
@@ -107,6 +107,9 @@ END {
         printf "span c%s %.1f %.1f open\n", n, ms(c), ms(x)
         if (port in accepted) {
             a = accepted[port]
+            # Untraced, the log's times are when this script read them off a pipe, a
+            # little late: a reply proves the server had accepted by then.
+            if ((n in replied) && replied[n] < a) a = replied[n]
             if (a - c > 20000) printf "span c%s %.1f %.1f backlog\n", n, ms(c), ms(a)
             z = (port in sclosed) ? sclosed[port] : x
             if (z > x) z = x
