@@ -3,6 +3,7 @@
 # the five-models figure, each a well-formed SVG with the rows it must have.
 
 load helpers
+bats_require_minimum_version 1.5.0     # for "run !"
 
 @test "pictures: 04-select's timeline has a row per client and the server's thread" {
     out="$BATS_TEST_TMPDIR/timeline.svg"
@@ -11,11 +12,11 @@ load helpers
     [ "$(head -c 4 "$out")" = "<svg" ]
     [ "$(tail -n 1 "$out")" = "</svg>" ]
     # every element opened is closed (each is one line: <x .../> or <x ...>...</x>)
-    ! grep -v -E '^<(svg|/svg>|defs>)|/>$|</[a-z]+>$' "$out"
+    run ! grep -v -E '^<(svg|/svg>|defs>)|/>$|</[a-z]+>$' "$out"
     for row in "client A" "client B" "client C"; do grep -q ">$row</text>" "$out"; done
     # each client's reply was read (a green tick per reply) and nothing was lost
     [ "$(grep -c 'stroke="#1e7b34"' "$out")" -ge 5 ]
-    ! grep -q 'stroke="#d62728"' "$out"
+    run ! grep -q 'stroke="#d62728"' "$out"
     if command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null; then
         grep -q '>the one thread (' "$out"
         grep -q '>fds per call: handed / ready</text>' "$out"
