@@ -29,6 +29,7 @@ bats_require_minimum_version 1.5.0     # for "run !"
     "$LAB_ROOT/tests/pictures/five-models" "$out"
     [ "$(head -c 4 "$out")" = "<svg" ]
     [ "$(tail -n 1 "$out")" = "</svg>" ]
+    run ! grep -v -E '^<(svg|/svg>)|/>$|</[a-z]+>$' "$out"
     for model in "1 blocking" "2 non-blocking" "3 multiplexing" "4 signal-driven" "5 asynchronous"; do
         grep -q ">$model</text>" "$out"
     done
