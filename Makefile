@@ -4,6 +4,7 @@
 #   make check        the same suite with every program built under ASan + UBSan (in .san/)
 #   make demo         the instructor's walk through the stages, with measured numbers
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
+#   make pictures     redraw each stage's timeline.svg from a real run, and five-models.svg
 #   make clean
 # CC and CFLAGS may be overridden (make CC=clang); WERROR=1 turns warnings into errors.
 
@@ -78,10 +79,23 @@ demo: all
 bench: all
 	tests/bench/run
 
+# Each picture is drawn from a run of its own (tests/pictures/draw; strace if present).
+pictures: all
+	tests/pictures/draw 01-blocking/server 01-blocking/timeline.svg
+	tests/pictures/draw 01-blocking/threads-server 01-blocking/threads-timeline.svg
+	tests/pictures/draw 02-nonblocking/server 02-nonblocking/timeline.svg
+	tests/pictures/draw 03-nonblocking-list/server 03-nonblocking-list/timeline.svg
+	tests/pictures/draw 04-select/server 04-select/timeline.svg
+	tests/pictures/draw 05-poll/server 05-poll/timeline.svg
+	tests/pictures/draw 06-epoll/server 06-epoll/timeline.svg
+	tests/pictures/draw 07-selectors/server 07-selectors/timeline.svg
+	tests/pictures/draw 08-coroutines/server 08-coroutines/timeline.svg
+	tests/pictures/five-models five-models.svg
+
 clean:
 	rm -f $(PROGRAMS) tests/slowcall.so
 	$(MAKE) -C 08-coroutines clean
 	rm -rf 08-coroutines/ucontext
 	rm -rf .san
 
-.PHONY: all stage08 san-stage08 test check demo bench clean
+.PHONY: all stage08 san-stage08 test check demo bench pictures clean
