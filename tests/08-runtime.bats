@@ -59,10 +59,10 @@ build() {
     cd "$LAB_ROOT/08-coroutines"
     # ctx.h sizes struct ctx for one switch; co.c built for the hand-written one
     # and linked with ctx-ucontext.c would have it write a ucontext_t over the heap.
-    build mixed-1 generators.c co.c ctx-ucontext.c
+    build mixed-1 generators.c co.c hub-epoll.c ctx-ucontext.c
     [ "$status" -ne 0 ]
     [[ "$output" == *undefined*ctx_make_for_ctx_c__link_ctx_c_or_compile_all_with_DCTX_UCONTEXT* ]]
-    build mixed-2 -DCTX_UCONTEXT generators.c co.c ctx.c
+    build mixed-2 -DCTX_UCONTEXT generators.c co.c hub-epoll.c ctx.c
     [ "$status" -ne 0 ]
     [[ "$output" == *"ctx.c is the hand-written switch: compile it without -DCTX_UCONTEXT, or use ctx-ucontext.c"* ]]
     # Objects compiled apart, then linked: co.o for ucontext, ctx.o hand-written.
@@ -70,13 +70,13 @@ build() {
     [ "$status" -eq 0 ]
     run "${CC:-cc}" -c -o "$BATS_TEST_TMPDIR/ctx.o" ctx.c
     [ "$status" -eq 0 ]
-    build mixed-3 generators.c "$BATS_TEST_TMPDIR/co.o" "$BATS_TEST_TMPDIR/ctx.o"
+    build mixed-3 generators.c hub-epoll.c "$BATS_TEST_TMPDIR/co.o" "$BATS_TEST_TMPDIR/ctx.o"
     [ "$status" -ne 0 ]
     [[ "$output" == *undefined*ctx_make_for_ctx_ucontext_c__link_ctx_ucontext_c_or_compile_all_without_DCTX_UCONTEXT* ]]
     # The matched pairs build, and run.
-    build matched-asm generators.c co.c ctx.c
+    build matched-asm generators.c co.c hub-epoll.c ctx.c
     [ "$status" -eq 0 ]
-    build matched-ucontext -DCTX_UCONTEXT generators.c co.c ctx-ucontext.c
+    build matched-ucontext -DCTX_UCONTEXT generators.c co.c hub-epoll.c ctx-ucontext.c
     [ "$status" -eq 0 ]
     for name in matched-asm matched-ucontext; do
         run "$BATS_TEST_TMPDIR/$name"
