@@ -481,10 +481,14 @@ static void take_signals(void)
     for (int i = 0; i < sigread.res; i++)       /* <= 0: nothing read */
         if (!(handlers[sigbuf[i]].sa_flags & SA_RESTART))
             interrupt = 1;
-    if (interrupt && main_op != NULL && !main_op->cancelled)
-        (void)cancel(main_op, EINTR);   /* fails only with the ring broken */
-    else if (interrupt)
+    if (interrupt && main_op != NULL) {
+        /* Done already (woken, not yet run): it returns its result, as a call
+         * the signal came too late for; the program's flag is set all the same. */
+        if (!main_op->done && !main_op->cancelled)
+            (void)cancel(main_op, EINTR);       /* fails only with the ring broken */
+    } else if (interrupt) {
         sched_interrupt();      /* a sleep (co_sleep_ms) */
+    }
     /* Read the next one. If that fails the ring is broken, and so is the hub. */
     (void)arm_signals();
 }

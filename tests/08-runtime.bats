@@ -31,6 +31,18 @@ contract() {
     contract "$UCONTEXT_TEST"
 }
 
+# The same checks on the completion hub (io_uring): co_close's EBADF under a parked
+# operation, the timeouts, EINTR for a signal. Where the kernel refuses io_uring the
+# program says so in one line and exits 1: that line is the skip's reason.
+@test "08 runtime: co.h's contract holds, completion hub (io_uring)" {
+    local out
+    if ! out=$("$LAB_BIN/08-coroutines/uring/generators" 2>&1) \
+            && [[ "$out" == "io_uring unavailable: "* ]]; then
+        skip "$out"
+    fi
+    contract "$LAB_BIN/08-coroutines/uring/runtime-test"
+}
+
 @test "08 runtime: a coroutine that overflows its stack dies on the guard page (SIGSEGV), both switches" {
     ulimit -c 0                 # the crash is expected: no core file
     for bin in "$LAB_BIN/08-coroutines/runtime-test" "$UCONTEXT_TEST"; do
