@@ -113,7 +113,7 @@ int hub_init(void)
             unavailable(errno == EPERM ? "Operation not permitted (kernel.io_uring_disabled?)"
                                        : "Permission denied (kernel.io_uring_disabled?)");
         if (errno == ENOSYS)
-            unavailable("Function not implemented (a kernel before 5.1, or one built without it)");
+            unavailable("Function not implemented (a kernel without it, or qemu-user)");
         return -1;              /* ENOMEM, EMFILE: the caller's to report */
     }
     /* Timeouts ride on io_uring_enter (EXT_ARG, 5.11); a read of a pipe at its
