@@ -50,10 +50,14 @@ struct op {
                                  * signal), and what the call then returns */
 };
 
-/* Per descriptor: the operation reading and the one writing, for co_close to
- * cancel. One of each at a time, as in the epoll hub (EBUSY). */
+/* Per descriptor: who waits to read and who waits to write (one of each at a
+ * time, as in the epoll hub: EBUSY), and their operations, for co_close to
+ * cancel. (The coroutines are named here, in the heap, and not only in the ops
+ * on their own stacks: LeakSanitizer looks for them in the heap, not in our
+ * mmap'd stacks, and would take a coroutine parked at exit for a leak.) */
 struct fdslot {
-    struct op *reader, *writer;
+    struct co *reader, *writer;
+    struct op *reading, *writing;
 };
 
 /* The ring: three regions the kernel shares with us (see hub_init()). The
@@ -286,7 +290,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     *sqe = *want;
     sqe->user_data = (uintptr_t)&op;
     queue_sqe();
-    *(writing ? &fds[fd].writer : &fds[fd].reader) = &op;
+    if (writing)
+        fds[fd].writer = op.co, fds[fd].writing = &op;
+    else
+        fds[fd].reader = op.co, fds[fd].reading = &op;
     in_flight++;
     if (op.co == sched_main())
         main_op = &op;
@@ -298,7 +305,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     in_flight--;
     if (main_op == &op)
         main_op = NULL;
-    *(writing ? &fds[fd].writer : &fds[fd].reader) = NULL;     /* fds may have moved */
+    if (writing)                /* fds may have moved (realloc): index it again */
+        fds[fd].writer = NULL, fds[fd].writing = NULL;
+    else
+        fds[fd].reader = NULL, fds[fd].reading = NULL;
     if (op.res >= 0)
         return op.res;          /* done before the cancel reached it: the call happened */
     if (op.cancelled && (op.res == -ECANCELED || op.res == -EINTR))
@@ -436,11 +446,11 @@ static int cancel(struct op *op, int why)
  * still queued for the old file. The parked callers return -1, EBADF. */
 int co_close(int fd)
 {
-    if (fd >= 0 && fd < nfds && (fds[fd].reader || fds[fd].writer)) {
+    if (fd >= 0 && fd < nfds && (fds[fd].reading || fds[fd].writing)) {
         int queued = 0;
-        if (fds[fd].reader && cancel(fds[fd].reader, EBADF) == 0)
+        if (fds[fd].reading && cancel(fds[fd].reading, EBADF) == 0)
             queued = 1;
-        if (fds[fd].writer && cancel(fds[fd].writer, EBADF) == 0)
+        if (fds[fd].writing && cancel(fds[fd].writing, EBADF) == 0)
             queued = 1;
         while (queued && submit(0, -1) == -1) {
             if (errno == EBUSY || errno == EAGAIN)
