@@ -443,7 +443,10 @@ static int cancel(struct op *op, int why)
 /* The kernel holds its own reference to a file under an operation, so close()
  * alone would not end the operation (nor send the FIN): cancel them first, and
  * submit now, so that no number reused after the close can meet an operation
- * still queued for the old file. The parked callers return -1, EBADF. */
+ * still queued for the old file. The parked callers return -1, EBADF. (A plain
+ * close() under a parked operation therefore leaves it parked until the peer
+ * acts: with this hub too, co_close() is the way to close. Nothing else of a
+ * number is remembered, so its reuse after a plain close() is no concern.) */
 int co_close(int fd)
 {
     if (fd >= 0 && fd < nfds && (fds[fd].reading || fds[fd].writing)) {
