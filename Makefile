@@ -29,11 +29,14 @@ SAN_REPORTS := $(CURDIR)/.san/reports
 all: $(PROGRAMS) stage08 tests/slowcall.so
 
 # Both context switches are built, so that the tests run both: the hand-written
-# one beside the sources, the ucontext one in 08-coroutines/ucontext/.
+# one beside the sources, the ucontext one in 08-coroutines/ucontext/; and both
+# hubs: the completion hub (io_uring, hand-written switch) in 08-coroutines/uring/.
 stage08:
 	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)'
 	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
 		CTX=ucontext OUT=ucontext
+	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
+		HUB=uring OUT=uring
 
 # Only the hand-written switch is built with sanitizers: ASan's swapcontext
 # interceptor logs a warning on first use, and any log fails `make check`. The tests
@@ -41,6 +44,8 @@ stage08:
 san-stage08:
 	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
 		EXTRA='$(SANITIZE)' OUT=$(CURDIR)/.san/08-coroutines
+	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
+		EXTRA='$(SANITIZE)' HUB=uring OUT=$(CURDIR)/.san/08-coroutines/uring
 
 # 07's programs are rebuilt when its library changes (after all: the first target is the default).
 $(filter 07-selectors/%,$(PROGRAMS)) $(filter .san/07-selectors/%,$(SAN_PROGRAMS)): $(SELECTORS)

@@ -1,25 +1,23 @@
 /*
- * 08-coroutines/co.c: the coroutine runtime (co.h says what it offers).
+ * 08-coroutines/co.c: the coroutine runtime's scheduler (co.h says what it
+ * offers). The hub's waiting for the kernel is in a file of its own, behind
+ * hub.h: hub-epoll.c (readiness) or hub-uring.c (completion).
  *
  * Read in this order: struct co and switch_to() (a switch is ctx_switch plus
  * bookkeeping); park() and wake() (how a coroutine waits and who ends the
- * wait); hub_main() (gevent's hub: run the ready ones, then epoll_wait with the
- * nearest deadline); wait_fd() and the co_* IO calls (try the call, park on
- * EAGAIN, try again), with recheck() and emptied() on what the runtime may take
- * for granted about a descriptor. The sleepers' heap and the ASan notes are plumbing.
+ * wait); hub_main() (gevent's hub: run the ready ones, then hub_wait() with the
+ * nearest sleeper's deadline); the co_* calls that create, join and put
+ * coroutines to sleep. The sleepers' heap and the ASan notes are plumbing.
  */
-#define _GNU_SOURCE             /* accept4, pipe2, MAP_STACK, NSIG, SO_PROTOCOL */
-#include "co.h"
+#define _GNU_SOURCE             /* MAP_STACK */
+#include "hub.h"
 #include "ctx.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +37,6 @@
 #endif
 
 #define BUDGET 16               /* IO calls that succeed in a row before we yield */
-#define MAX_EVENTS 256          /* events taken per epoll_wait() */
 #define NOT_SLEEPING SIZE_MAX
 
 enum state {
@@ -77,22 +74,6 @@ struct co {
 #endif
 };
 
-/* Per descriptor: who waits to read, who waits to write, and what the runtime
- * knows of the file behind the number (see recheck() for how long it trusts that). */
-struct fdslot {
-    struct co *reader, *writer;
-    enum { UNSEEN, REGISTERED, DIRECT } how;    /* DIRECT: epoll refuses it (a file) */
-    int tcp;            /* a TCP socket: a short read empties it (see emptied()) */
-    int urgent;         /* urgent data came (EPOLLPRI) or was read: reads stop at its mark */
-    int hung_up;        /* the peer shut down, or an error: reads never wait again */
-    unsigned long long known;   /* the hub round in which epoll last spoke of it */
-    unsigned long long drained; /* the round in which a recv emptied it */
-};
-
-/* What the runtime asks epoll about each descriptor: both directions, the peer's
- * half-close, urgent data; edge-triggered. */
-#define WATCHED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET)
-
 static struct co main_co = { .state = RUNNING, .heap_at = NOT_SLEEPING, .budget = BUDGET };
 static struct co *current = &main_co;
 static struct co *hub;                  /* created at the first call that may need it */
@@ -100,13 +81,6 @@ static struct co *ready_head, *ready_tail;
 static struct co *zombies;              /* finished detached coroutines, for the hub to free */
 static struct co **sleepers;            /* a binary heap: sleepers[0] wakes first */
 static size_t nsleepers, sleepers_cap;
-static struct fdslot *fds;              /* indexed by descriptor */
-static int nfds;
-static int waiting_io;                  /* coroutines parked on a descriptor */
-static unsigned long long hub_round = 1;    /* one per epoll_wait: news of descriptors */
-static int epfd = -1;
-static int sigpipe[2] = { -1, -1 };     /* handlers write a byte: the hub wakes up */
-static struct sigaction handlers[NSIG]; /* the program's handlers, behind on_signal() */
 
 /* ---- ASan: tell it about every stack switch (no-ops otherwise) ---- */
 
@@ -356,17 +330,17 @@ static struct co *new_co(co_fn *fn, void (*start_at)(void))
     return c;
 }
 
-/* The first call that needs the hub makes it, and the epoll instance. */
-static int start(void)
+/* The first call that needs the hub makes it, and the hub's kernel object. */
+int sched_start(void)
 {
     if (hub)
         return 0;
-    if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+    if ((hub = new_co(NULL, hub_main)) == NULL)
         return -1;
-    if ((hub = new_co(NULL, hub_main)) == NULL) {
+    if (hub_init() == -1) {
         int saved = errno;
-        (void)close(epfd);
-        epfd = -1;
+        free_co(hub);
+        hub = NULL;
         errno = saved;
         return -1;
     }
@@ -376,7 +350,7 @@ static int start(void)
 struct co *co_spawn(co_fn *fn, void *arg)
 {
     struct co *c;
-    if (start() == -1 || (c = new_co(fn, entry)) == NULL)
+    if (sched_start() == -1 || (c = new_co(fn, entry)) == NULL)
         return NULL;
     c->value = arg;
     enqueue(c);
@@ -386,7 +360,7 @@ struct co *co_spawn(co_fn *fn, void *arg)
 struct co *co_create(co_fn *fn)
 {
     struct co *c;
-    if (start() == -1 || (c = new_co(fn, entry)) == NULL)
+    if (sched_start() == -1 || (c = new_co(fn, entry)) == NULL)
         return NULL;
     c->parent = current;
     current->children++;
@@ -409,7 +383,7 @@ void *co_switch(struct co *to, void *value)
 
 void co_yield(void)
 {
-    if (start() == -1)
+    if (sched_start() == -1)
         return;                 /* no hub, so nobody else to run: go on */
     current->wake_error = 0;
     enqueue(current);
@@ -464,7 +438,7 @@ struct co *co_self(void)
 
 int co_sleep_ms(long ms)
 {
-    if (start() == -1)
+    if (sched_start() == -1)
         return -1;
     long long now = now_ns(), room = (LLONG_MAX - now) / 1000000;
     /* Beyond the clock's range (~292 years) is forever: clamp, not overflow into the past. */
@@ -474,41 +448,45 @@ int co_sleep_ms(long ms)
     return park(1);
 }
 
-/* ---- the hub ---- */
+/* ---- what the hubs use (hub.h) ---- */
 
-/* A signal handler ran: end the main coroutine's wait, as the kernel would
- * interrupt the main thread's blocked call. */
-static void take_signals(void)
+int sched_park(int interruptible)
 {
-    unsigned char sigs[64];
-    ssize_t n;
-    int interrupt = 0;
-    /* The pipe is non-blocking: read until EAGAIN says it is empty. */
-    while ((n = read(sigpipe[0], sigs, sizeof sigs)) > 0)
-        for (ssize_t i = 0; i < n; i++)
-            if (!(handlers[sigs[i]].sa_flags & SA_RESTART))
-                interrupt = 1;
-    if (interrupt && main_co.state == PARKED && main_co.interruptible)
+    return park(interruptible);
+}
+
+void sched_wake(struct co *c, int error)
+{
+    wake(c, error);
+}
+
+void sched_interrupt(void)
+{
+    if (main_co.state == PARKED && main_co.interruptible)
         wake(&main_co, EINTR);
 }
 
-static void wake_waiters(const struct epoll_event *ev)
+struct co *sched_main(void)
 {
-    struct fdslot *s = &fds[ev->data.fd];
-    s->known = hub_round;       /* epoll still has it: the file we registered */
-    /* Both sticky, noted even with no reader: co_recv looks at them. The EOF may
-     * sit behind data a short recv just took, and the urgent mark behind a
-     * short read's end; no edge will come for either again. */
-    if (ev->events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
-        s->hung_up = 1;
-    if (ev->events & EPOLLPRI)
-        s->urgent = 1;
-    /* An error or hang-up wakes both sides: their next call reports it. */
-    if (s->reader && (ev->events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
-        wake(s->reader, 0);
-    if (s->writer && (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-        wake(s->writer, 0);
+    return &main_co;
 }
+
+/* A call succeeded. After BUDGET of them in a row, let the others run: a client
+ * whose data is always there would otherwise never let anyone else have a turn. */
+void sched_spend(void)
+{
+    if (--current->budget <= 0) {
+        current->budget = BUDGET;
+        co_yield();
+    }
+}
+
+void sched_refill(void)
+{
+    current->budget = BUDGET;   /* it waited, others ran: a fresh budget */
+}
+
+/* ---- the hub ---- */
 
 /* Nothing is ready, nobody sleeps or waits on a descriptor: no event can ever
  * wake anyone. Give the main coroutine the error rather than wait forever. */
@@ -524,8 +502,6 @@ static void deadlock(int error)
 
 static void hub_main(void)
 {
-    static struct epoll_event events[MAX_EVENTS];
-
     asan_arrive(hub);
     for (;;) {
         while (zombies) {
@@ -551,23 +527,13 @@ static void hub_main(void)
             long long left = sleepers[0]->deadline - now_ns();
             long long ms = left / 1000000 + (left % 1000000 > 0);   /* rounded up: never early */
             timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
-        } else if (waiting_io == 0) {
+        } else if (hub_waiting() == 0) {
             deadlock(EDEADLK);
             continue;
         }
-        int n = epoll_wait(epfd, events, MAX_EVENTS, timeout);
-        hub_round++;            /* from here on, what a slot knew is a round old */
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;       /* a signal: its byte in the pipe is seen next turn */
-            deadlock(errno);    /* EBADF, EINVAL: the runtime's own state is broken */
+        if (hub_wait(timeout) == -1) {
+            deadlock(errno);    /* the hub's own state is broken */
             continue;
-        }
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.fd == sigpipe[0])
-                take_signals();
-            else
-                wake_waiters(&events[i]);
         }
         long long now = now_ns();
         while (nsleepers > 0 && sleepers[0]->deadline <= now)
@@ -575,357 +541,3 @@ static void hub_main(void)
     }
 }
 
-/* ---- descriptors ---- */
-
-/* Make fds[] hold fd. */
-static int grow(int fd)
-{
-    if (fd < nfds)
-        return 0;
-    int n = nfds ? nfds : 64;
-    while (n <= fd)
-        n *= 2;
-    struct fdslot *grown = realloc(fds, (size_t)n * sizeof *grown);
-    if (grown == NULL)
-        return -1;
-    memset(grown + nfds, 0, (size_t)(n - nfds) * sizeof *grown);
-    fds = grown;
-    nfds = n;
-    return 0;
-}
-
-/* The file behind fd is gone: whoever still waits on it would wait forever, so
- * wake them with EBADF, as for a closed descriptor, and forget what we knew. */
-static void forget(int fd)
-{
-    if (fds[fd].reader)
-        wake(fds[fd].reader, EBADF);
-    if (fds[fd].writer)
-        wake(fds[fd].writer, EBADF);
-    memset(&fds[fd], 0, sizeof fds[fd]);
-}
-
-/* A TCP socket? Looked up once, when the runtime first registers it: see
- * emptied() for why it matters. Not a socket, or unknown: no. */
-static int is_tcp(int fd)
-{
-    int type, protocol;
-    socklen_t len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
-        return 0;
-    len = sizeof protocol;
-    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == -1)
-        return 0;
-    return type == SOCK_STREAM && protocol == IPPROTO_TCP;
-}
-
-/* Register fd with epoll (WATCHED, once for its life) unless epoll has it
- * already, and make it non-blocking. 0: epoll had it, the file the slot
- * describes. 1: a file new to the runtime, its slot started afresh. */
-static int watch(int fd)
-{
-    struct epoll_event ev = { .events = WATCHED, .data.fd = fd };
-    int added = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
-    if (!added && errno == EEXIST && fds[fd].how == REGISTERED) {
-        fds[fd].known = hub_round;
-        return 0;
-    }
-    if (!added && errno == EPERM) {     /* a regular file, always ready: calls just run */
-        int renewed = fds[fd].how != DIRECT;
-        if (renewed)
-            forget(fd);
-        fds[fd].how = DIRECT;
-        fds[fd].known = hub_round;
-        return renewed;
-    }
-    if (!added && errno != EEXIST)
-        return -1;
-    forget(fd);                         /* whatever was here before is not this file */
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-        int saved = errno;
-        if (added)      /* undo; fd stays unknown */
-            (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-        errno = saved;
-        return -1;
-    }
-    fds[fd].tcp = is_tcp(fd);
-    fds[fd].how = REGISTERED;
-    fds[fd].known = hub_round;
-    return 1;
-}
-
-/* Make fd known: registered with epoll, edge-triggered for both directions,
- * the first time the runtime sees it. A waiter always tries its call first and
- * parks only on EAGAIN, so the edge that follows is the one it waits for. With
- * ask, ask epoll even about a number seen before (recheck()'s question, without
- * its once a round): co_connect does, as a connect begins a socket's life. */
-static int prepare(int fd, int ask)
-{
-    if (start() == -1)
-        return -1;
-    if (fd < 0) {
-        errno = EBADF;
-        return -1;
-    }
-    if (grow(fd) == -1)
-        return -1;
-    if ((fds[fd].how == UNSEEN || ask) && watch(fd) == -1)
-        return -1;
-    return 0;
-}
-
-/* Is fd still the file the runtime registered? A plain close() (not co_close)
- * takes the epoll registration with it and the runtime never hears of it; the
- * next socket() gets the same number (the lowest free one), a blocking socket
- * that epoll does not watch. Only epoll can tell: EPOLL_CTL_ADD fails with
- * EEXIST for the file it has, and succeeds for a new one. That costs a system
- * call, so we ask where trusting the slot could do harm, at most once per hub
- * round: before parking on fd (a wait epoll would never end), and before
- * accept4 (on a blocking socket it blocks the whole thread; recv and send are
- * given MSG_DONTWAIT and cannot; co_connect always asks). In the round in which
- * epoll last spoke of fd (an event, or our registration) the slot is trusted:
- * a descriptor closed and its number reused within that one round is the case
- * this misses. 0: as we knew it; 1: a new file, registered now; -1: error. */
-static int recheck(int fd)
-{
-    if (fds[fd].known == hub_round)
-        return 0;
-    return watch(fd);
-}
-
-/* Park until fd is readable (or writable); one waiter per direction. 0 means
- * "try the call again", which may be at once. */
-static int wait_fd(int fd, int writing)
-{
-    int renewed = recheck(fd);
-    if (renewed != 0)
-        return renewed == 1 ? 0 : -1;   /* a new file: try the call on it first */
-    if (fds[fd].how == DIRECT)
-        return 0;               /* cannot be waited for: the caller just tries again */
-    struct co **waiter = writing ? &fds[fd].writer : &fds[fd].reader;
-    if (*waiter) {
-        errno = EBUSY;          /* gevent: "already used by another greenlet" */
-        return -1;
-    }
-    *waiter = current;
-    waiting_io++;
-    int parked = park(1);
-    waiting_io--;
-    /* fds may have moved (realloc) while we were parked: index it again. */
-    waiter = writing ? &fds[fd].writer : &fds[fd].reader;
-    if (*waiter == current)
-        *waiter = NULL;
-    return parked;
-}
-
-/* A call succeeded. After BUDGET of them in a row, let the others run: a client
- * whose data is always there would otherwise never let anyone else have a turn. */
-static void spend(void)
-{
-    if (--current->budget <= 0) {
-        current->budget = BUDGET;
-        co_yield();
-    }
-}
-
-static void refill(void)
-{
-    current->budget = BUDGET;   /* it waited, others ran: a fresh budget */
-}
-
-/* A connection co_accept() just took: a new file, whatever the runtime recalls
- * of its number (one closed without co_close() may come back). accept4 made it
- * non-blocking, and it is TCP if its listener is: register it now, without
- * asking the kernel again. If that fails, its slot stays unseen and the first
- * call on it tries again and reports the error. */
-static void adopt(int conn, int listener)
-{
-    struct epoll_event ev = { .events = WATCHED, .data.fd = conn };
-    if (grow(conn) == -1)
-        return;                 /* beyond the table: unseen anyway */
-    forget(conn);
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, conn, &ev) == -1)
-        return;
-    fds[conn].tcp = fds[listener].tcp;
-    fds[conn].how = REGISTERED;
-    fds[conn].known = hub_round;
-}
-
-int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
-{
-    if (prepare(fd, 0) == -1 || recheck(fd) == -1)
-        return -1;
-    for (;;) {
-        int conn = accept4(fd, addr, len, SOCK_NONBLOCK);
-        if (conn >= 0) {
-            adopt(conn, fd);
-            spend();
-            return conn;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;          /* EMFILE, ECONNABORTED...: the caller decides */
-        if (wait_fd(fd, 0) == -1)
-            return -1;
-        refill();
-    }
-}
-
-int co_connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    int tried = 0;
-    if (prepare(fd, 1) == -1)
-        return -1;
-    /* Non-blocking connect: EINPROGRESS, then writable when it is decided. Asking
-     * again tells how: EISCONN is success, or the error (ECONNREFUSED...). */
-    for (;;) {
-        if (connect(fd, addr, len) == 0 || (tried && errno == EISCONN))
-            return 0;
-        if (errno != EINPROGRESS && errno != EALREADY && errno != EAGAIN)
-            return -1;
-        tried = 1;
-        if (wait_fd(fd, 1) == -1)
-            return -1;
-        refill();
-    }
-}
-
-/* Whether a recv that got n bytes of the len asked emptied the socket, so that
- * another would only say EAGAIN until epoll reports a new edge: co_recv then
- * parks without it, which saves a system call per request (Tokio and Go do the
- * same). It holds only where it is true:
- *  - a TCP socket (SO_TYPE SOCK_STREAM, SO_PROTOCOL IPPROTO_TCP, looked up at
- *    registration) and a plain recv (flags 0: MSG_PEEK, MSG_OOB read otherwise).
- *    A datagram socket (UDP, AF_UNIX SOCK_DGRAM) returns one datagram per call,
- *    shorter than asked with the next one queued; an AF_UNIX stream stops at
- *    passed descriptors and between writers whose credentials differ.
- *  - no urgent data. TCP's recv stops at the urgent mark: "abc", urgent "!",
- *    "def\n" all queued read as "abc", then "def\n". epoll reports EPOLLPRI
- *    while the mark is ahead, so once the hub has seen it (or the program read
- *    the urgent byte, MSG_OOB) short reads on that socket are never trusted
- *    again: it is rare, and costs a recv per request. Urgent data that came
- *    after the hub last looked has its event still pending, and that event ends
- *    the wait as any new data's does. (SIOCATMARK after each short read would
- *    tell exactly, for the very system call the shortcut saves.)
- *  - no EOF or error seen (hung_up): the EOF may sit behind data a short recv
- *    just took, and no edge will come for it again.
- *  - in the round in which epoll last spoke of fd (see recheck()). The next
- *    round's events are news: "emptied" holds only for the round it was seen in.
- */
-static int emptied(const struct fdslot *s, ssize_t n, size_t len, int flags)
-{
-    return n > 0 && (size_t)n < len && flags == 0 && s->how == REGISTERED && s->tcp
-        && !s->urgent && !s->hung_up && s->known == hub_round;
-}
-
-ssize_t co_recv(int fd, void *buf, size_t len, int flags)
-{
-    if (prepare(fd, 0) == -1)
-        return -1;
-    if (flags & MSG_OOB)
-        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
-    for (;;) {
-        if (fds[fd].drained != hub_round) {
-            /* MSG_DONTWAIT: never block the thread, even on a socket the runtime
-             * has not made non-blocking yet (see recheck()). */
-            ssize_t n = recv(fd, buf, len, flags | MSG_DONTWAIT);
-            if (n >= 0) {
-                if (emptied(&fds[fd], n, len, flags))
-                    fds[fd].drained = hub_round;
-                spend();
-                return n;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return -1;      /* ECONNRESET and the like: the caller's to handle */
-        }
-        if (wait_fd(fd, 0) == -1)
-            return -1;
-        refill();
-    }
-}
-
-/* No shortcut here: a send that took less than offered did fill the buffer (for
- * TCP), but the caller, looping, would only wait after its next try anyway. */
-ssize_t co_send(int fd, const void *buf, size_t len, int flags)
-{
-    if (prepare(fd, 0) == -1)
-        return -1;
-    for (;;) {
-        ssize_t n = send(fd, buf, len, flags | MSG_DONTWAIT);   /* as in co_recv */
-        if (n >= 0) {
-            spend();
-            return n;           /* maybe short, as send()'s may be */
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;          /* EPIPE, ECONNRESET: the peer is gone */
-        if (wait_fd(fd, 1) == -1)
-            return -1;
-        refill();
-    }
-}
-
-int co_close(int fd)
-{
-    /* close() itself takes the epoll registration with it. */
-    if (fd >= 0 && fd < nfds)
-        forget(fd);
-    return close(fd);
-}
-
-/* ---- signals ---- */
-
-static void on_signal(int sig)
-{
-    int saved = errno;          /* a handler must leave errno as it found it */
-    handlers[sig].sa_handler(sig);
-    unsigned char b = (unsigned char)sig;
-    if (write(sigpipe[1], &b, 1) == -1) {
-        /* EAGAIN: the pipe is full, so the hub has a wake-up waiting already. */
-    }
-    errno = saved;
-}
-
-int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
-{
-    struct sigaction mine, was, before;
-    if (sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (start() == -1)
-        return -1;
-    was = handlers[sig];
-    /* Ignoring, the default, or SA_SIGINFO handlers: passed on as they are. */
-    if (sa == NULL || sa->sa_handler == SIG_IGN || sa->sa_handler == SIG_DFL
-            || (sa->sa_flags & SA_SIGINFO)) {
-        if (sigaction(sig, sa, &before) == -1)
-            return -1;
-        if (sa != NULL)
-            memset(&handlers[sig], 0, sizeof handlers[sig]);
-    } else {
-        if (sigpipe[0] == -1) {
-            struct epoll_event ev = { .events = EPOLLIN };
-            if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
-                return -1;
-            ev.data.fd = sigpipe[0];
-            if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigpipe[0], &ev) == -1) {
-                int saved = errno;
-                (void)close(sigpipe[0]);
-                (void)close(sigpipe[1]);
-                sigpipe[0] = sigpipe[1] = -1;
-                errno = saved;
-                return -1;
-            }
-        }
-        handlers[sig] = *sa;    /* before on_signal can run and look for it */
-        mine = *sa;
-        mine.sa_handler = on_signal;
-        if (sigaction(sig, &mine, &before) == -1) {
-            handlers[sig] = was;
-            return -1;
-        }
-    }
-    if (old)
-        *old = before.sa_handler == on_signal ? was : before;
-    return 0;
-}

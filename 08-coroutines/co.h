@@ -1,5 +1,5 @@
 /*
- * 08-coroutines/co.h: a small coroutine runtime with an epoll hub.
+ * 08-coroutines/co.h: a small coroutine runtime, with a choice of two hubs.
  *
  * Coroutines are concurrency inside one thread (notes 003): each has a stack of
  * its own, and switching between them is a function call that swaps stacks, no
@@ -11,9 +11,19 @@
  *                            the hub run someone else until the descriptor is
  *                            ready (or the time has come).
  * The hub is a coroutine of its own (gevent's): it runs every ready coroutine,
- * then waits in epoll_wait() with the nearest sleeper's deadline as timeout.
+ * then waits for the kernel with the nearest sleeper's deadline as timeout.
+ * Two hubs, one contract (the Makefile's HUB picks one):
+ *   - hub-epoll.c (the default), readiness: an IO call tries the system call and
+ *     on EAGAIN parks until epoll_wait() says the descriptor is ready;
+ *   - hub-uring.c (HUB=uring), completion: an IO call hands the whole operation
+ *     to an io_uring and parks until io_uring_enter() brings its completion.
+ * What follows says "epoll" where the readiness hub is meant; the completion
+ * hub keeps every promise, the EBADF of co_close() and the EINTR included.
  *
- * Every function returns an error (-1 or NULL with errno set) and never exits.
+ * Every function returns an error (-1 or NULL with errno set) and never exits,
+ * with one exception: a completion-hub program on a kernel that refuses
+ * io_uring prints "io_uring unavailable: REASON" and exits 1 at the first call
+ * that needs the hub (it cannot run at all, like a program missing a library).
  * One thread only: the runtime has no locks.
  */
 #ifndef CO_H
@@ -67,7 +77,8 @@ int co_sleep_ms(long ms);
  * The runtime makes each descriptor non-blocking and registers it with epoll
  * the first time it sees it, once for its life; close it with co_close(). (One
  * closed with plain close() is taken for new when its number comes back, except
- * within the hub round in which epoll last spoke of it: see recheck() in co.c.) */
+ * within the hub round in which epoll last spoke of it: see recheck() in
+ * hub-epoll.c. The completion hub registers nothing: see hub-uring.c.) */
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int co_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t co_recv(int fd, void *buf, size_t len, int flags);

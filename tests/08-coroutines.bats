@@ -6,6 +6,22 @@
 
 load helpers
 
+# uring_or_skip: skip the test, with the kernel's refusal as the reason, if the
+# completion hub's programs (08-coroutines/uring/) cannot run here: where io_uring
+# is refused they print one line "io_uring unavailable: ..." and exit 1.
+uring_or_skip() {
+    local why
+    why=$(uring_or_skip_reason)
+    [ -z "$why" ] || skip "$why"
+}
+
+# uring_or_skip_reason: that line, or nothing if the completion hub runs here.
+uring_or_skip_reason() {
+    local out
+    out=$("$LAB_BIN/08-coroutines/uring/generators" 2>&1) && return 0
+    [[ "$out" != "io_uring unavailable: "* ]] || echo "$out"
+}
+
 @test "08: the coroutine client's replies match the golden file, both switches" {
     # The ucontext build is always the plain one beside the sources: make check builds
     # only the hand-written switch with sanitizers (see san-stage08 in the Makefile).
@@ -17,31 +33,62 @@ load helpers
         diff -u "$EXPECTED/multiplex-client.txt" <(echo "$output")
         stop_pid "$SERVER_PID"
     done
+    why=$(uring_or_skip_reason)
+    [ -z "$why" ] || skip "$why"
 }
 
-@test "08 client: 500 clients, 3 lines each, in one thread" {
-    start_server 08-coroutines/server -q
-    run "$LAB_BIN/08-coroutines/client" -p "$PORT" -n 500 -m 3
+@test "08: the completion hub's client replies match the golden file (io_uring)" {
+    uring_or_skip
+    start_server 08-coroutines/uring/server
+    run "$LAB_BIN/08-coroutines/uring/client" -p "$PORT" -n 5 -v
+    [ "$status" -eq 0 ]
+    diff -u "$EXPECTED/multiplex-client.txt" <(echo "$output")
+}
+
+# clients_500 BUILD: BUILD's client, 500 clients of 3 lines each, against BUILD's server.
+clients_500() {
+    start_server "$1/server" -q
+    run "$LAB_BIN/$1/client" -p "$PORT" -n 500 -m 3
     [ "$status" -eq 0 ]
     [ "$output" = "500 of 500 connections served" ]
 }
 
-@test "08 client: a server that is not there: every client says why, exit 1" {
-    start_server 08-coroutines/server -q
+@test "08 client: 500 clients, 3 lines each, in one thread" {
+    clients_500 08-coroutines
+}
+
+@test "08 client: 500 clients, 3 lines each, in one thread, completion hub (io_uring)" {
+    uring_or_skip
+    clients_500 08-coroutines/uring
+}
+
+# refused BUILD: BUILD's client against a port nobody listens on any more.
+refused() {
+    start_server "$1/server" -q
     port=$PORT
     stop_pid "$SERVER_PID"
-    run "$LAB_BIN/08-coroutines/client" -p "$port" -n 3
+    run "$LAB_BIN/$1/client" -p "$port" -n 3
     [ "$status" -eq 1 ]
     [ "${lines[0]}" = "hello 1 -> Connection refused" ]
     [ "${lines[3]}" = "0 of 3 connections served" ]
 }
 
-@test "08: 10,000 concurrent connections, one coroutine each, one OS thread" {
+@test "08 client: a server that is not there: every client says why, exit 1" {
+    refused 08-coroutines
+}
+
+@test "08 client: a server that is not there: every client says why, exit 1, completion hub (io_uring)" {
+    uring_or_skip
+    refused 08-coroutines/uring
+}
+
+# c10k BUILD: BUILD's server holds 10,000 connections of BUILD's client at once, in one thread.
+c10k() {
     [ "$(ulimit -Hn)" -ge 10100 ] || skip "needs ulimit -n 10100, hard limit is $(ulimit -Hn)"
     ulimit -n "$(ulimit -Hn)"
-    start_server 08-coroutines/server -q
+    start_server "$1/server" -q
     # The client holds every connection until all are answered: 10,000 at once.
-    run "$LAB_BIN/08-coroutines/client" -p "$PORT" -n 10000
+    run "$LAB_BIN/$1/client" -p "$PORT" -n 10000
     echo "$output" | tail -n 3
     [ "$status" -eq 0 ]
     [ "$output" = "10000 of 10000 connections served" ]
@@ -49,6 +96,15 @@ load helpers
     stop_pid "$SERVER_PID"
     SERVER_PID=
     grep -q '^shutdown: served 10000 connections, echoed 108894 bytes$' "$SERVER_LOG"
+}
+
+@test "08: 10,000 concurrent connections, one coroutine each, one OS thread" {
+    c10k 08-coroutines
+}
+
+@test "08: 10,000 concurrent connections, one OS thread, completion hub (io_uring)" {
+    uring_or_skip
+    c10k 08-coroutines/uring
 }
 
 @test "08: threads-server.c is 01's, byte for byte" {
@@ -80,15 +136,35 @@ threads_with_50() {
     [ "$output" = "THE 51ST" ]
 }
 
-@test "08 threads-server (--wrap): 500 clients at once, served in one thread" {
-    start_server 08-coroutines/threads-server -q
-    run "$LAB_BIN/08-coroutines/client" -p "$PORT" -n 500 -m 3
+@test "08 threads-server (--wrap): 50 clients connected, one OS thread, completion hub (io_uring)" {
+    uring_or_skip
+    threads_with_50 08-coroutines/uring/threads-server
+    [ "$THREADS" -eq 1 ]
+    run "$PROBE" line -p "$PORT" -s "the 51st"
+    [ "$status" -eq 0 ]
+    [ "$output" = "THE 51ST" ]
+}
+
+# wrapped_500 BUILD: BUILD's threads-server, 500 clients of BUILD's client at once.
+wrapped_500() {
+    start_server "$1/threads-server" -q
+    run "$LAB_BIN/$1/client" -p "$PORT" -n 500 -m 3
     [ "$status" -eq 0 ]
     [ "$output" = "500 of 500 connections served" ]
 }
 
-@test "08 server -v: logs each read and write" {
-    start_server 08-coroutines/server -v
+@test "08 threads-server (--wrap): 500 clients at once, served in one thread" {
+    wrapped_500 08-coroutines
+}
+
+@test "08 threads-server (--wrap): 500 clients at once, served in one thread, completion hub (io_uring)" {
+    uring_or_skip
+    wrapped_500 08-coroutines/uring
+}
+
+# logs_verbose BUILD: BUILD's server -v logs what it read and wrote.
+logs_verbose() {
+    start_server "$1/server" -v
     run "$PROBE" line -p "$PORT" -s hello
     [ "$status" -eq 0 ]
     wait_for_line '^closed '
@@ -96,13 +172,25 @@ threads_with_50() {
     grep -Eq '^wrote 127\.0\.0\.1:[0-9]+ 6 bytes$' "$SERVER_LOG"
 }
 
+@test "08 server -v: logs each read and write" {
+    logs_verbose 08-coroutines
+}
+
+@test "08 server -v: logs each read and write, completion hub (io_uring)" {
+    uring_or_skip
+    logs_verbose 08-coroutines/uring
+}
+
 @test "08: urgent data (MSG_OOB) mid-line is answered ABCDEF, by every 08 server" {
     # recv() stops at TCP's urgent mark: the server reads "abc" with "def\n" queued
     # behind it. A runtime that takes that short read for "the socket is drained"
     # waits for an edge that never comes. It shows only when all of it is there at
     # the server's read (about one try in three here), hence twenty tries each.
-    for triple in "$LAB_BIN|08-coroutines|server" "$LAB_ROOT|08-coroutines/ucontext|server" \
-            "$LAB_BIN|08-coroutines|threads-server"; do
+    local triples=("$LAB_BIN|08-coroutines|server" "$LAB_ROOT|08-coroutines/ucontext|server"
+        "$LAB_BIN|08-coroutines|threads-server")
+    [ -n "$(uring_or_skip_reason)" ] || triples+=("$LAB_BIN|08-coroutines/uring|server"
+        "$LAB_BIN|08-coroutines/uring|threads-server")
+    for triple in "${triples[@]}"; do
         IFS='|' read -r bin build program <<<"$triple"
         LAB_BIN=$bin start_server "$build/$program" -q
         for try in $(seq 20); do
@@ -113,4 +201,6 @@ threads_with_50() {
         done
         stop_pid "$SERVER_PID"
     done
+    why=$(uring_or_skip_reason)
+    [ -z "$why" ] || skip "$why"
 }

@@ -88,3 +88,36 @@ silent_client_then_sigint() {
     start_held accept4 08-coroutines/threads-server
     sigint_in_window accept4
 }
+
+@test "08 server and threads-server on the completion hub (io_uring): SIGINT ends them, 20 times each" {
+    # There is no libc call to hold here: the accept is an io_uring operation that the
+    # hub submits with io_uring_enter(), which slowcall.so does not see. So the signal
+    # lands wherever it lands, twenty times, just after the server says it listens
+    # (its main coroutine queuing the accept, parked on it, or the hub in
+    # io_uring_enter), and each time it must be taken and the server out within
+    # LIMIT_MS. server's handler only sets its flag: the hub must cancel the parked
+    # accept so that it returns EINTR. threads-server's (01's code) also shuts the
+    # listening socket down, which ends the accept by itself.
+    local out program try t0 ms status
+    if ! out=$("$LAB_BIN/08-coroutines/uring/generators" 2>&1) \
+            && [[ "$out" == "io_uring unavailable: "* ]]; then
+        skip "$out"
+    fi
+    for program in server threads-server; do
+        for try in $(seq 20); do
+            start_server "08-coroutines/uring/$program"
+            t0=$(date +%s%N)
+            kill -INT "$SERVER_PID"
+            background watchdog sh -c "sleep 10; kill -KILL $SERVER_PID"
+            status=0
+            wait "$SERVER_PID" || status=$?
+            ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+            SERVER_PID=
+            echo "$program, try $try: exit status $status, $ms ms after SIGINT"
+            [ "$status" -eq 0 ]
+            [ "$ms" -lt "$LIMIT_MS" ]
+            [[ "$(tail -n 1 "$SERVER_LOG")" =~ ^shutdown:\ served\ 0\ connections,\ echoed\ 0\ bytes$ ]]
+            stop_pid "$LAST_PID" || true        # the watchdog, killed: 143
+        done
+    done
+}
