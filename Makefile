@@ -100,7 +100,7 @@ pictures: all
 clean:
 	rm -f $(PROGRAMS) tests/slowcall.so
 	$(MAKE) -C 08-coroutines clean
-	rm -rf 08-coroutines/ucontext
+	rm -rf 08-coroutines/ucontext 08-coroutines/uring
 	rm -rf .san
 
 .PHONY: all stage08 san-stage08 test check demo bench pictures clean
