@@ -24,7 +24,15 @@ start_server() {
     : >"$SERVER_LOG"
     "$LAB_BIN/$program" -p 0 "$@" >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
     SERVER_PID=$!
-    wait_for_line '^listening on ' || { cat "$SERVER_LOG.err" >&2; return 1; }
+    if ! wait_for_line '^listening on '; then
+        # 08's completion hub where the kernel refuses io_uring: a skip, with its line
+        # (tests/run fails on any skip in CI, whose kernel has io_uring).
+        local refused
+        refused=$(grep -h -m1 '^io_uring unavailable: ' "$SERVER_LOG" "$SERVER_LOG.err" || true)
+        [ -z "$refused" ] || skip "$refused"
+        cat "$SERVER_LOG.err" >&2
+        return 1
+    fi
     PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_LOG")
     [ -n "$PORT" ] || { echo "first line is not 'listening on ADDR:PORT'" >&2; return 1; }
 }
