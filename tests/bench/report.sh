@@ -113,7 +113,7 @@ targets() {
         fi
     done
     fmt_k "${counts[-1]}"; n=$R
-    for label in "06 epoll" "06 epoll -e" "07 epoll" "08 coroutines"; do
+    for label in "06 epoll" "06 epoll -e" "07 epoll" "08 coroutines" "08 uring"; do
         read -r _ _ _ _ _ errs held _ <<<"${cell["$label|${counts[-1]}"]}"
         echo "| $label holds $n connections, no errors | held $held, errors $errs | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
     done
