@@ -6,7 +6,7 @@
  * pitfalls the tutorials get wrong each have a check here: FD_SETSIZE, EINTR cutting a
  * wait short, a callback unregistering a descriptor later in the same batch.
  *
- * Build and run:  cc -std=c11 -o selectors-test selectors-test.c selectors.c
+ * Build and run:  cc -std=c11 -o selectors-test selectors-test.c selectors.c sel-*.c
  *                 ./selectors-test       (ends with "N passed, N failed"; exit 0 if none failed)
  *
  * Look at: test_batch(), the dispatch loop of the notes' server done by hand, and

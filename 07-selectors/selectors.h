@@ -7,7 +7,7 @@
  * each with what is ready. The backend is chosen at run time, so one program, and one
  * test suite, runs on all three: SELECTOR=select|poll|epoll.
  *
- * Build:  cc -std=c11 -o prog prog.c selectors.c
+ * Build:  cc -std=c11 -o prog prog.c selectors.c sel-*.c
  *
  * Look at: the dispatch loop below, and why it skips an event whose mask is 0.
  * Pitfall: unregister before close, as Python requires. A descriptor closed while

@@ -10,7 +10,7 @@
  * forces one. -w N runs N worker processes over one listening socket: the notes'
  * multi-process dilemma, without toggling sockets between blocking and not.
  *
- * Build and run:  cc -std=c11 -o server server.c selectors.c && ./server -p 8080 [-w 2]
+ * Build and run:  cc -std=c11 -o server server.c selectors.c sel-*.c && ./server -p 8080 [-w 2]
  *                 ./client -p 8080
  *
  * Look at: main()'s loop and the callbacks on_accept(), on_read(), on_write(); the
