@@ -4,9 +4,10 @@
  * Teaches: Redis' ae layout (ae_select.c, ae_epoll.c...): the common part, selectors.c,
  * keeps the keys, the batch and the public API; each mechanism lives whole in a file
  * of its own behind this small contract, and only says "fd is readable/writable".
- *     sel-select.c   select(): three bitmaps, copied and scanned each call
+ *     sel-select.c   select(): two bitmaps, copied and scanned each call
  *     sel-poll.c     poll(): an array of the registered descriptors, scanned each call
  *     sel-epoll.c    epoll: the interest list kept in the kernel; only the ready come back
+ *     sel-sigio.c    signal-driven IO: a queued real-time signal per readiness change
  * Programs include selectors.h only; this header is for the files above.
  */
 #ifndef BACKEND_H
@@ -34,7 +35,7 @@ struct backend {
     int (*wait)(struct selector *s, int timeout_ms);
 };
 
-extern const struct backend backend_select, backend_poll, backend_epoll;
+extern const struct backend backend_select, backend_poll, backend_epoll, backend_sigio;
 
 struct selector {
     const struct backend *be;

@@ -3,8 +3,8 @@
  *
  * Teaches: Redis' ae shape (notes 001 and 003): this file keeps the keys and the
  * events array and implements the public API; each backend (sel-select.c, sel-poll.c,
- * sel-epoll.c) keeps its own state behind one small contract, struct
- * backend in backend.h, and only reports "fd is readable/writable". All three are
+ * sel-epoll.c, sel-sigio.c) keeps its own state behind one small contract, struct
+ * backend in backend.h, and only reports "fd is readable/writable". All four are
  * compiled in; sel_open() picks one by name, by SELECTOR, or by what works.
  *
  * Build:  cc -std=c11 -o selectors-test selectors-test.c selectors.c sel-*.c
@@ -230,8 +230,9 @@ const char *sel_backend(const struct selector *s)
 
 /* ---------------------------------------------------------------- choosing one */
 
+/* sigio is last, and never the default: see sel-sigio.c for why nobody picks it. */
 static const struct backend *const backends[] = {
-    &backend_select, &backend_poll, &backend_epoll,
+    &backend_select, &backend_poll, &backend_epoll, &backend_sigio,
 };
 
 static struct selector *open_backend(const struct backend *be)
