@@ -126,6 +126,13 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
+    /* A descriptor signals one owner (F_SETOWN): the workers share one listening socket. */
+    const char *backend = getenv("SELECTOR");
+    if (nworkers > 0 && backend != NULL && strcmp(backend, "sigio") == 0) {
+        fprintf(stderr, "%s: -w does not work with SELECTOR=sigio: the listening socket "
+                        "signals one owner process, so one worker would hear of every new client\n", prog);
+        exit(2);
+    }
 }
 
 /* The self-pipe trick: sel_select() retries EINTR, as Python's does, so setting
