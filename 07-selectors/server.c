@@ -252,6 +252,77 @@ static int interest(const struct conn *c)
     return (wants_read(c) ? SEL_READ : 0) | (c->head < c->tail ? SEL_WRITE : 0);
 }
 
+static void on_read(struct sel_key *key);
+static void on_write(struct sel_key *key);
+
+static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
+
+/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
+ * that kept it would return at once, again and again. */
+static void watch_listener(int on)
+{
+    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
+        die("sel_register");
+    if (!on && sel_unregister(sel, lfd) == -1)
+        die("sel_unregister");
+    accepting = on;
+}
+
+/* The notes' accept(sock, mask) callback: a few connections per turn. */
+static void on_accept(struct sel_key *key)
+{
+    (void)key;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&addr, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody else waiting, or a signal: back to the loop */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                if (accepting)      /* a warning: shown even with -q */
+                    printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
+                if (accepting)
+                    watch_listener(0);
+                return;
+            }
+            die("accept");
+        }
+        if (!accepting) {
+            printf("accepting again%s\n", tag);
+            watch_listener(1);
+        }
+        char peer[PEER_MAX];
+        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
+        set_nonblocking(fd);
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            die("calloc");
+        c->h = (struct handler){ on_read, on_write };
+        c->fd = fd;
+        c->events = SEL_READ;
+        memcpy(c->peer, peer, sizeof peer);
+        if (sel_register(sel, fd, c->events, c) == NULL) {
+            if (errno != ERANGE)
+                die("sel_register");
+            /* The select backend cannot watch it: refuse this client, serve the rest.
+             * A warning, shown even with -q. */
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            if (close(fd) == -1)
+                perror("close");
+            free(c);
+            continue;
+        }
+        served++;
+        if (fd > top_fd)
+            top_fd = fd;
+        if (verbosity >= 1)
+            printf("connected %s%s\n", c->peer, tag);
+    }
+}
+
 /* Keep the len reply bytes the kernel did not take, behind those already waiting.
  * The memory is taken now, not at accept, and doubles as the queue grows; reads are
  * sized so that it never needs more than QUEUE_MAX. Out of memory: -1, and only this
@@ -297,10 +368,10 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
     if (n == -1) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        n = 0;              /* EAGAIN: the client's window is full; all of it waits */
-    } else if (verbosity >= 2) {
-        printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
+        n = 0;              /* all of it waits: the client's window is full (EAGAIN) */
     }
+    if (n > 0 && verbosity >= 2)
+        printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
     echoed += (unsigned long long)n;
     if (queued) {
         c->head += (size_t)n;
@@ -383,74 +454,6 @@ static void on_write(struct sel_key *key)
 {
     struct conn *c = key->data;
     after_service(c, service(c, 0));
-}
-
-static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
-
-/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
- * that kept it would return at once, again and again. */
-static void watch_listener(int on)
-{
-    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
-        die("sel_register");
-    if (!on && sel_unregister(sel, lfd) == -1)
-        die("sel_unregister");
-    accepting = on;
-}
-
-/* The notes' accept(sock, mask) callback: a few connections per turn. */
-static void on_accept(struct sel_key *key)
-{
-    (void)key;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof addr;
-        char peer[PEER_MAX];
-        int fd = accept(lfd, (struct sockaddr *)&addr, &len);
-        if (fd == -1) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;     /* nobody waiting (with -w, another worker took it) */
-            if (errno == ECONNABORTED)
-                continue;   /* the client left before we took it */
-            if (errno == EMFILE || errno == ENFILE) {
-                if (accepting)      /* a warning: shown even with -q */
-                    printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
-                if (accepting)
-                    watch_listener(0);
-                return;
-            }
-            die("accept");
-        }
-        if (!accepting) {
-            printf("accepting again%s\n", tag);
-            watch_listener(1);
-        }
-        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
-        set_nonblocking(fd);
-        struct conn *c = calloc(1, sizeof *c);
-        if (c == NULL)
-            die("calloc");
-        c->h = (struct handler){ on_read, on_write };
-        c->fd = fd;
-        c->events = SEL_READ;
-        memcpy(c->peer, peer, sizeof peer);
-        if (sel_register(sel, fd, c->events, c) == NULL) {
-            if (errno != ERANGE)
-                die("sel_register");
-            /* The select backend cannot watch it: refuse this client, serve the rest.
-             * A warning, shown even with -q. */
-            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
-            if (close(fd) == -1)
-                perror("close");
-            free(c);
-            continue;
-        }
-        served++;
-        if (fd > top_fd)
-            top_fd = fd;
-        if (verbosity >= 1)
-            printf("connected %s%s\n", c->peer, tag);
-    }
 }
 
 /* The self-pipe's read end: empty it; the loop checks stop. */
