@@ -45,6 +45,7 @@ static int in_use;              /* a sigio selector is open in this process */
 
 struct sigio_state {
     int signo;                  /* the real-time signal every descriptor sends */
+    pid_t tid;                  /* the thread that opened it: the descriptors' owner */
     sigset_t set;               /* signo and SIGIO: blocked while open; what we wait for */
     sigset_t unblock;           /* those of them that were not blocked before sel_open */
     struct pollfd *cand;        /* the candidates: signalled, or reported ready last time */
@@ -81,6 +82,7 @@ static int sigio_open(struct selector *s)
         sigaddset(&st->unblock, st->signo);
     if (!sigismember(&old, SIGIO))
         sigaddset(&st->unblock, SIGIO);
+    st->tid = gettid();
     in_use = 1;
     s->state = st;
     return 0;
@@ -135,7 +137,7 @@ static void put(struct sigio_state *st, int fd)
 static int sigio_add(struct selector *s, int fd, int events)
 {
     struct sigio_state *st = s->state;
-    struct f_owner_ex owner = { .type = F_OWNER_TID, .pid = gettid() };
+    struct f_owner_ex owner = { .type = F_OWNER_TID, .pid = st->tid };
     struct pollfd *cand;
     unsigned char *marked;
     int flags;
