@@ -466,18 +466,6 @@ static void on_wake(struct sel_key *key)
 
 static struct handler waker = { on_wake, NULL };
 
-static struct tally *mine;      /* -w, in a worker: its slot on the parent's board; else NULL */
-
-/* -w: write our counts to our slot. The loop does it before each wait, so a worker
- * asleep has published all it did, and a SIGKILL loses at most the turn it cuts. */
-static void publish(void)
-{
-    if (mine != NULL) {
-        mine->served = served;
-        mine->echoed = echoed;
-    }
-}
-
 /* One process's event loop, until SIGINT or SIGTERM. */
 static void serve(void)
 {
@@ -496,7 +484,7 @@ static void serve(void)
 
     while (!stop) {
         struct sel_event *events;
-        publish();
+        workers_publish(served, echoed);    /* -w: what we did, where the parent reads it */
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
         int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
         if (ready == -1)
@@ -534,17 +522,15 @@ static void finish(void)
         perror("close");
 }
 
-/* -w: one worker process, forked by run_workers() (workers.c): serve, counting into
- * its slot of the parent's board. */
-static void worker(long i, struct tally *slot)
+/* -w: one worker process, forked by run_workers() (workers.c). */
+static void worker(long i)
 {
     snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
     served = 0;                 /* the parent's counts so far are not ours */
     echoed = 0;
-    mine = slot;
     serve();
     finish();
-    publish();
+    workers_publish(served, echoed);
 }
 
 int main(int argc, char **argv)

@@ -30,7 +30,8 @@ static long nworkers;
 static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
 static struct tally *board;             /* one slot per worker, in memory shared with them */
 static struct tally total;              /* what the workers that ended did */
-static void (*work)(long i, struct tally *slot);
+static struct tally *mine;              /* in a worker: its own slot; NULL in the parent */
+static void (*work)(long i);
 
 static void die(const char *what)
 {
@@ -94,7 +95,8 @@ static void start_worker(long i, const sigset_t *mask)
     }
     if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
         die("sigprocmask");
-    work(i, &board[i]);
+    mine = &board[i];
+    work(i);
     exit(0);
 }
 
@@ -129,8 +131,15 @@ static void reap_workers(const sigset_t *mask)
         give_up("waitpid");
 }
 
-struct tally run_workers(long n, void (*fn)(long i, struct tally *slot),
-                         const volatile sig_atomic_t *stop)
+void workers_publish(unsigned long served, unsigned long long echoed)
+{
+    if (mine != NULL) {
+        mine->served = served;
+        mine->echoed = echoed;
+    }
+}
+
+struct tally run_workers(long n, void (*fn)(long i), const volatile sig_atomic_t *stop)
 {
     sigset_t blocked, old;
     struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_NOCLDSTOP };

@@ -23,14 +23,18 @@ struct tally {
     unsigned long long echoed;  /* bytes sent back */
 };
 
-/* Fork n workers (1..MAX_WORKERS). Each runs work(i, slot), i from 0, with the signal
- * mask of before the call, writing its counts to *slot as it goes; when work returns,
- * the worker exits 0. The parent waits, replaces a worker that dies (logged on stdout),
+/* Fork n workers (1..MAX_WORKERS). Each runs work(i), i from 0, with the signal mask
+ * of before the call, and publishes its counts as it goes; when work returns, the
+ * worker exits 0. The parent waits, replaces a worker that dies (logged on stdout),
  * and once *stop is set (the caller's SIGINT and SIGTERM handler sets it) stops them
  * all and returns the sum of their tallies. A worker that exits with an error status,
  * or a failed fork, stops them all and exits 1. SIGINT, SIGTERM and SIGCHLD must not
  * be set to SA_RESTART; SIGCHLD's handler is run_workers' own. */
-struct tally run_workers(long n, void (*work)(long i, struct tally *slot),
-                         const volatile sig_atomic_t *stop);
+struct tally run_workers(long n, void (*work)(long i), const volatile sig_atomic_t *stop);
+
+/* In a worker: its counts so far, written to its slot of the parent's board. Call it
+ * before each wait, so that a worker asleep has published all it did and a SIGKILL
+ * loses at most the turn it cuts, and at the end. Outside a worker it does nothing. */
+void workers_publish(unsigned long served, unsigned long long echoed);
 
 #endif
