@@ -16,14 +16,16 @@ endif
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 # Every .c file in a stage directory is one program, built from that file alone,
-# except a stage's library: 07's programs also link its selectors.c. 08 has its own
-# Makefile: all its programs link its coroutine runtime, with a choice of context switch.
-LIBRARIES := 07-selectors/selectors.c
+# except a stage's library: 07's programs also link its selector library (selectors.c
+# and one sel-*.c per backend), and its server workers.c. 08 has its own Makefile: all
+# its programs link its coroutine runtime, with a choice of context switch.
+SELECTORS := $(wildcard 07-selectors/selectors.[ch] 07-selectors/backend.h 07-selectors/sel-*.c)
+WORKERS := $(wildcard 07-selectors/workers.[ch])
+LIBRARIES := $(filter %.c,$(SELECTORS) $(WORKERS))
 SOURCES := $(filter-out $(LIBRARIES) 08-coroutines/%,$(sort $(wildcard [0-9][0-9]-*/*.c))) \
 	tests/probe.c tests/long-reply.c tests/bench/loadgen.c tests/bench/baseline.c tests/bench/floor.c
 PROGRAMS := $(SOURCES:.c=)
 SAN_PROGRAMS := $(addprefix .san/,$(PROGRAMS))
-SELECTORS := $(wildcard 07-selectors/selectors.[ch])
 SAN_REPORTS := $(CURDIR)/.san/reports
 
 all: $(PROGRAMS) stage08 tests/slowcall.so
@@ -47,8 +49,10 @@ san-stage08:
 	$(MAKE) -C 08-coroutines CC='$(CC)' CFLAGS='$(CFLAGS)' WERROR='$(WERROR)' \
 		EXTRA='$(SANITIZE)' HUB=uring OUT=$(CURDIR)/.san/08-coroutines/uring
 
-# 07's programs are rebuilt when its library changes (after all: the first target is the default).
+# 07's programs link its library, and are rebuilt when it changes (after all: the first
+# target is the default).
 $(filter 07-selectors/%,$(PROGRAMS)) $(filter .san/07-selectors/%,$(SAN_PROGRAMS)): $(SELECTORS)
+07-selectors/server .san/07-selectors/server: $(WORKERS)
 
 # -pthread is harmless where no thread is used, and keeps one rule for every program.
 $(PROGRAMS): %: %.c

@@ -8,7 +8,7 @@
  * send; then wait for readable, collect the reply, and call the request's
  * callback. The selectors library picks the backend (SELECTOR= forces one).
  *
- * Build and run:  cc -std=c11 -o client client.c selectors.c
+ * Build and run:  cc -std=c11 -o client client.c selectors.c sel-*.c
  *                 ./client -p 8080 -n 100 -v
  *
  * Look at: nb_add(), nb_run() and on_reply(), the callback. Replies arrive in any

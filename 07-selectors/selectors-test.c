@@ -1,12 +1,13 @@
 /*
  * 07-selectors/selectors-test.c: the selector library's unit tests, on every backend.
  *
- * Teaches: one test suite for three mechanisms. Every group of checks runs on select,
- * poll and epoll in turn, and each line names the backend: "ok - poll: ...". The
+ * Teaches: one test suite for four mechanisms. Every group of checks runs on select,
+ * poll, epoll and sigio in turn, and each line names the backend: "ok - poll: ...". The
  * pitfalls the tutorials get wrong each have a check here: FD_SETSIZE, EINTR cutting a
- * wait short, a callback unregistering a descriptor later in the same batch.
+ * wait short, a callback unregistering a descriptor later in the same batch; and
+ * sigio's: edges kept level, stale signals, the queue's overflow.
  *
- * Build and run:  cc -std=c11 -o selectors-test selectors-test.c selectors.c
+ * Build and run:  cc -std=c11 -o selectors-test selectors-test.c selectors.c sel-*.c
  *                 ./selectors-test       (ends with "N passed, N failed"; exit 0 if none failed)
  *
  * Look at: test_batch(), the dispatch loop of the notes' server done by hand, and
@@ -15,6 +16,7 @@
  * purpose (a 50 ms wait may take up to 500 ms), and only "never early" is strict.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE         /* O_ASYNC, RLIMIT_SIGPENDING: Linux, not POSIX */
 #include "selectors.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -518,6 +520,147 @@ static void test_errors(void)
     close_pair(p);
 }
 
+/* The contract is level-triggered: a descriptor reported ready and left as it was is
+ * reported again, until it is drained. (sigio: the signal came once; the backend must
+ * remember the descriptor and ask again.) */
+static void test_again(void)
+{
+    struct selector *s = open_selector();
+    struct sel_event *ev;
+    int p[2], sv[2], n;
+    char c;
+
+    make_pipe(p);
+    make_socketpair(sv);
+    struct sel_key *k = sel_register(s, p[0], SEL_READ, NULL);
+    struct sel_key *w = sel_register(s, sv[0], SEL_WRITE, NULL);
+    if (k == NULL || w == NULL)
+        die("sel_register");
+    put_byte(p[1]);             /* after the register: the change is signalled (sigio) */
+    n = sel_select(s, 0, &ev);
+    CHECK(n == 2 && mask_of(ev, n, k) == SEL_READ && mask_of(ev, n, w) == SEL_WRITE,
+          "a byte written: the read end ready, and the socket writable");
+    n = sel_select(s, 100, &ev);
+    CHECK(n == 2 && mask_of(ev, n, k) == SEL_READ && mask_of(ev, n, w) == SEL_WRITE,
+          "left undrained: both reported again by the next sel_select (%d)", n);
+    if (read(p[0], &c, 1) != 1)
+        die("read");
+    n = sel_select(s, 0, &ev);
+    CHECK(n == 1 && ev[0].key == w, "the byte read: only the writable socket is left");
+    put_byte(p[1]);
+    n = sel_select(s, 0, &ev);
+    CHECK(n == 2 && mask_of(ev, n, k) == SEL_READ, "written again: the read end is back");
+    sel_close(s);
+    close_pair(p);
+    close_pair(sv);
+}
+
+/* Unregister leaves the descriptor as it found it: no O_ASYNC, no owner (sigio turns
+ * both on; the others never touch them). */
+static void test_disarmed(void)
+{
+    struct selector *s = open_selector();
+    int p[2], flags;
+
+    make_pipe(p);
+    if (sel_register(s, p[0], SEL_READ, NULL) == NULL)
+        die("sel_register");
+    if ((flags = fcntl(p[0], F_GETFL)) == -1)
+        die("fcntl");
+    int sigio = strcmp(backend, "sigio") == 0;
+    CHECK(((flags & O_ASYNC) != 0) == sigio, "registered: O_ASYNC %s", sigio ? "on" : "off");
+    CHECK((fcntl(p[0], F_GETOWN) != 0) == sigio, "registered: %s", sigio ? "an owner" : "no owner");
+    if (sel_unregister(s, p[0]) == -1)
+        die("sel_unregister");
+    if ((flags = fcntl(p[0], F_GETFL)) == -1)
+        die("fcntl");
+    CHECK((flags & O_ASYNC) == 0, "unregistered: O_ASYNC off (F_GETFL)");
+    CHECK(fcntl(p[0], F_GETOWN) == 0, "unregistered: no owner (F_GETOWN 0)");
+    if (sel_register(s, p[1], SEL_WRITE, NULL) == NULL)
+        die("sel_register");
+    sel_close(s);
+    if ((flags = fcntl(p[1], F_GETFL)) == -1)
+        die("fcntl");
+    CHECK((flags & O_ASYNC) == 0, "sel_close with a key registered: O_ASYNC off");
+    close_pair(p);
+}
+
+/* Readiness news about a descriptor that is gone: unregistered, or closed and its
+ * number registered again for an empty pipe. Nothing false is reported. */
+static void test_stale(void)
+{
+    struct selector *s = open_selector();
+    struct sel_event *ev;
+    int a[2], b[2], n;
+
+    make_pipe(a);
+    if (sel_register(s, a[0], SEL_READ, NULL) == NULL)
+        die("sel_register");
+    put_byte(a[1]);             /* sigio: a signal for a[0] is queued */
+    int num = a[0];
+    if (sel_unregister(s, num) == -1)
+        die("sel_unregister");
+    n = sel_select(s, 0, &ev);
+    CHECK(n == 0, "written, then unregistered: nothing reported");
+    if (sel_register(s, num, SEL_READ, NULL) == NULL)
+        die("sel_register");
+    put_byte(a[1]);
+    if (sel_unregister(s, num) == -1)
+        die("sel_unregister");
+    close_pair(a);
+    make_pipe(b);               /* the lowest free numbers: a[0]'s, most likely */
+    if (b[0] != num) {
+        if (dup2(b[0], num) == -1)
+            die("dup2");
+        close_fd(b[0]);
+        b[0] = num;
+    }
+    struct sel_key *k = sel_register(s, num, SEL_READ, NULL);
+    n = sel_select(s, 50, &ev);
+    CHECK(k != NULL && n == 0, "fd %d closed and reused by an empty pipe: not reported", num);
+    put_byte(b[1]);
+    n = sel_select(s, 0, &ev);
+    CHECK(n == 1 && ev[0].key == k, "until the new pipe has data");
+    sel_close(s);
+    close_pair(b);
+}
+
+/* sigio: the real-time queue holds RLIMIT_SIGPENDING signals (per user); past it the
+ * kernel sends a plain SIGIO and the descriptors are not named. Every ready one must
+ * be found all the same. Harmless to the other backends, which queue nothing. */
+static void test_overflow(void)
+{
+    enum { PIPES = 64 };
+    struct selector *s = open_selector();
+    struct sel_event *ev;
+    struct rlimit rl, low;
+    int p[PIPES][2], n;
+
+    for (int i = 0; i < PIPES; i++) {
+        make_pipe(p[i]);
+        if (sel_register(s, p[i][0], SEL_READ, NULL) == NULL)
+            die("sel_register");
+    }
+    n = sel_select(s, 0, &ev);  /* sigio: the first check of new keys is done */
+    if (getrlimit(RLIMIT_SIGPENDING, &rl) == -1)
+        die("getrlimit");
+    low = rl;
+    low.rlim_cur = 4;           /* the soft limit only: it can be raised back */
+    if (setrlimit(RLIMIT_SIGPENDING, &low) == -1)
+        die("setrlimit");
+    for (int i = 0; i < PIPES; i++)
+        put_byte(p[i][1]);
+    if (setrlimit(RLIMIT_SIGPENDING, &rl) == -1)
+        die("setrlimit");
+    n = sel_select(s, 1000, &ev);
+    CHECK(n == PIPES, "%d pipes written with `ulimit -i 4`: all %d reported (%d)", PIPES, PIPES, n);
+    n = sel_select(s, 0, &ev);
+    CHECK(n == PIPES, "and all %d again, undrained", PIPES);
+    sel_close(s);
+    for (int i = 0; i < PIPES; i++)
+        close_pair(p[i]);
+}
+
 /* fd 1100: past what an fd_set can hold. select refuses it; poll and epoll take it. */
 static void test_big_fd(void)
 {
@@ -594,7 +737,7 @@ static void test_many(void)
 
 int main(void)
 {
-    static const char *const backends[] = { "select", "poll", "epoll" };
+    static const char *const backends[] = { "select", "poll", "epoll", "sigio" };
     const char *env = getenv("SELECTOR");
 
     setvbuf(stdout, NULL, _IOLBF, 0);   /* lines in order even into a pipe */
@@ -614,6 +757,10 @@ int main(void)
         test_unregister();
         test_batch();
         test_batch_grows();
+        test_again();
+        test_disarmed();
+        test_stale();
+        test_overflow();
         test_errors();
         test_big_fd();
         test_many();

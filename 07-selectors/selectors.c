@@ -1,46 +1,27 @@
 /*
- * 07-selectors/selectors.c: the selector library, one backend per section.
+ * 07-selectors/selectors.c: the selector library's common part: keys, batches, choice.
  *
- * Teaches: Redis' ae shape (notes 001 and 003): the common part keeps the keys and
- * the events array; each backend (select, poll, epoll) keeps its own state behind one
- * small contract, struct backend, and only reports "fd is readable/writable". All
- * three are compiled; sel_open() picks one by name, by SELECTOR, or by what works.
+ * Teaches: Redis' ae shape (notes 001 and 003): this file keeps the keys and the
+ * events array and implements the public API; each backend (sel-select.c, sel-poll.c,
+ * sel-epoll.c, sel-sigio.c) keeps its own state behind one small contract, struct
+ * backend in backend.h, and only reports "fd is readable/writable". All four are
+ * compiled in; sel_open() picks one by name, by SELECTOR, or by what works.
  *
- * Build:  cc -std=c11 -o selectors-test selectors-test.c selectors.c
+ * Build:  cc -std=c11 -o selectors-test selectors-test.c selectors.c sel-*.c
  *         ./selectors-test          (every check, on every backend)
  *
  * Look at: sel_unregister() and retire(): a callback may unregister any descriptor,
  * even one later in the batch being dispatched; and sel_select()'s EINTR loop.
- * Pitfall: select()'s FD_SET past FD_SETSIZE writes outside the fd_set: select_add()
- * refuses such a descriptor (ERANGE) before any FD_SET.
+ * Pitfall: freeing an unregistered key at once, mid-batch: the entries still to be
+ * dispatched would point to freed memory (retire() keeps it until the next wait).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "selectors.h"
+#include "backend.h"
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/select.h>
 #include <time.h>
-#include <unistd.h>
-
-#define ALL_EVENTS (SEL_READ | SEL_WRITE)
-
-/* What a backend does; the common part does the rest (checks, keys, EINTR). add, modify
- * and remove are called before the key table changes (s->count is still the old one);
- * wait fills s->ready through report() and returns how many it put there, or -1 with
- * errno. */
-struct backend {
-    const char *name;
-    int (*open)(struct selector *s);            /* sets s->state; 0 or -1 */
-    void (*close)(struct selector *s);
-    int (*add)(struct selector *s, int fd, int events);
-    int (*modify)(struct selector *s, int fd, int events);
-    void (*remove)(struct selector *s, int fd);
-    int (*wait)(struct selector *s, int timeout_ms);
-};
 
 /* A key and the link that keeps it on the retired list (see retire()). */
 struct entry {
@@ -48,31 +29,16 @@ struct entry {
     struct entry *next_retired;
 };
 
-struct selector {
-    const struct backend *be;
-    void *state;                /* the backend's own */
-    struct sel_key **keys;      /* indexed by fd; NULL if not registered */
-    int nslots;                 /* how many slots keys has */
-    int count;                  /* how many keys are registered */
-    struct sel_event *ready;    /* the batch sel_select returned */
-    int ready_cap;              /* room for one entry per key, from each sel_select on */
-    int nready;                 /* > 0 while a batch is out */
-    struct entry *retired;      /* unregistered during a batch: freed at the next wait */
-};
+/* ---------------------------------------------------------------- for the backends */
 
-/* ---------------------------------------------------------------- common part */
-
-/* errno = err, and the -1 of a failed call. */
-static int fail(int err)
+int sel_fail(int err)
 {
     errno = err;
     return -1;
 }
 
-/* arr (cap items of size bytes) with room for at least need, by doubling; the new
- * items are zeroed and *cap updated. NULL with ENOMEM (realloc sets it) if not, and
- * arr is untouched. */
-static void *grow(void *arr, int *cap, int need, size_t size)
+/* realloc sets ENOMEM when it fails. */
+void *sel_grow(void *arr, int *cap, int need, size_t size)
 {
     if (need <= *cap)
         return arr;
@@ -87,34 +53,35 @@ static void *grow(void *arr, int *cap, int need, size_t size)
     return p;
 }
 
-static struct sel_key *lookup(const struct selector *s, int fd)
+struct sel_key *sel_lookup(const struct selector *s, int fd)
 {
     return fd >= 0 && fd < s->nslots ? s->keys[fd] : NULL;
 }
+
+/* ---------------------------------------------------------------- the public API */
 
 /* fd must be a descriptor, and registered (known 1) or not (known 0): 0, or -1 with
  * EBADF, ENOENT or EEXIST. */
 static int check_fd(const struct selector *s, int fd, int known)
 {
     if (fd < 0)
-        return fail(EBADF);
-    if ((lookup(s, fd) != NULL) != known)
-        return fail(known ? ENOENT : EEXIST);
+        return sel_fail(EBADF);
+    if ((sel_lookup(s, fd) != NULL) != known)
+        return sel_fail(known ? ENOENT : EEXIST);
     return 0;
 }
 
 static int check_events(int events)
 {
-    return events == 0 || (events & ~ALL_EVENTS) != 0 ? fail(EINVAL) : 0;
+    return events == 0 || (events & ~ALL_EVENTS) != 0 ? sel_fail(EINVAL) : 0;
 }
 
-/* For a backend's wait: fd is ready for mask (errors and hang-ups already turned into
- * ALL_EVENTS). Cut mask to what the key asked for, and append it to the batch of n;
- * there is room, as a backend reports a descriptor once and the batch has a slot per
- * key. A descriptor we do not know (a stale epoll registration) is dropped. */
-static int report(struct selector *s, int n, int fd, int mask)
+/* There is room: a backend reports a descriptor once, and the batch has a slot per
+ * key. A descriptor we do not know (a stale epoll registration, a queued signal for a
+ * descriptor since unregistered) is dropped. */
+int sel_report(struct selector *s, int n, int fd, int mask)
 {
-    struct sel_key *key = lookup(s, fd);
+    struct sel_key *key = sel_lookup(s, fd);
     if (key == NULL || (mask &= key->events) == 0)
         return n;
     s->ready[n].key = key;
@@ -179,7 +146,7 @@ int sel_select(struct selector *s, int timeout_ms, struct sel_event **events)
     end_batch(s);
     /* Room for one event per key, made here, between batches: a callback may register
      * many descriptors during a batch, and the array the caller walks must not move. */
-    if ((ready = grow(s->ready, &s->ready_cap, s->count, sizeof *ready)) == NULL)
+    if ((ready = sel_grow(s->ready, &s->ready_cap, s->count, sizeof *ready)) == NULL)
         return -1;
     s->ready = ready;
     if (timeout_ms > 0 && clock_gettime(CLOCK_MONOTONIC, &start) == -1)
@@ -205,7 +172,7 @@ struct sel_key *sel_register(struct selector *s, int fd, int events, void *data)
         return NULL;
     /* Room first, so nothing can fail once the backend has the descriptor. Each key
      * has its own allocation: growing the table moves pointers, never keys. */
-    if ((keys = grow(s->keys, &s->nslots, fd + 1, sizeof *keys)) == NULL)
+    if ((keys = sel_grow(s->keys, &s->nslots, fd + 1, sizeof *keys)) == NULL)
         return NULL;
     s->keys = keys;
     /* Not the events array: a batch may be out, and moving it would leave the caller's
@@ -261,261 +228,11 @@ const char *sel_backend(const struct selector *s)
     return s->be->name;
 }
 
-/* ---------------------------------------------------------------- select backend */
-
-struct select_state {
-    fd_set read, write;         /* the master sets: what is registered */
-    int maxfd;                  /* highest registered descriptor, -1 if none */
-};
-
-static int select_open(struct selector *s)
-{
-    struct select_state *st = malloc(sizeof *st);
-    if (st == NULL)
-        return -1;
-    FD_ZERO(&st->read);
-    FD_ZERO(&st->write);
-    st->maxfd = -1;
-    s->state = st;
-    return 0;
-}
-
-static void select_close(struct selector *s)
-{
-    free(s->state);
-}
-
-static void select_set(struct select_state *st, int fd, int events)
-{
-    FD_CLR(fd, &st->read);
-    FD_CLR(fd, &st->write);
-    if (events & SEL_READ)
-        FD_SET(fd, &st->read);
-    if (events & SEL_WRITE)
-        FD_SET(fd, &st->write);
-}
-
-static int select_add(struct selector *s, int fd, int events)
-{
-    struct select_state *st = s->state;
-    /* An fd_set holds FD_SETSIZE bits: FD_SET(1100) would write past its end. Every
-     * descriptor in the sets passed here first, so it is the only check needed. */
-    if (fd >= FD_SETSIZE)
-        return fail(ERANGE);
-    select_set(st, fd, events);
-    if (fd > st->maxfd)
-        st->maxfd = fd;
-    return 0;
-}
-
-static int select_modify(struct selector *s, int fd, int events)
-{
-    select_set(s->state, fd, events);
-    return 0;
-}
-
-static void select_remove(struct selector *s, int fd)
-{
-    struct select_state *st = s->state;
-    select_set(st, fd, 0);
-    while (st->maxfd >= 0 && !FD_ISSET(st->maxfd, &st->read) && !FD_ISSET(st->maxfd, &st->write))
-        st->maxfd--;
-}
-
-static int select_wait(struct selector *s, int timeout_ms)
-{
-    struct select_state *st = s->state;
-    /* select() overwrites its sets with the answer: hand it copies of the masters. */
-    fd_set rd = st->read, wr = st->write;
-    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-    int n = 0;
-
-    if (select(st->maxfd + 1, &rd, &wr, NULL, timeout_ms < 0 ? NULL : &tv) == -1)
-        return -1;
-    /* An error or a hang-up shows as readable and writable: nothing more to map. */
-    for (int fd = 0; fd <= st->maxfd; fd++) {
-        int mask = (FD_ISSET(fd, &rd) ? SEL_READ : 0) | (FD_ISSET(fd, &wr) ? SEL_WRITE : 0);
-        if (mask != 0)
-            n = report(s, n, fd, mask);
-    }
-    return n;
-}
-
-/* ---------------------------------------------------------------- poll backend */
-
-struct poll_state {
-    struct pollfd *fds;         /* one per registered descriptor, when not dirty */
-    int cap;                    /* room in fds: at least one per key */
-    int nfds;
-    int dirty;                  /* registrations changed: rebuild fds before poll() */
-};
-
-static int poll_open(struct selector *s)
-{
-    struct poll_state *st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return -1;
-    s->state = st;
-    return 0;
-}
-
-static void poll_close(struct selector *s)
-{
-    struct poll_state *st = s->state;
-    free(st->fds);
-    free(st);
-}
-
-/* Room is made here, so the rebuild in poll_wait() never allocates. */
-static int poll_add(struct selector *s, int fd, int events)
-{
-    struct poll_state *st = s->state;
-    struct pollfd *fds = grow(st->fds, &st->cap, s->count + 1, sizeof *fds);
-    (void)fd, (void)events;
-    if (fds == NULL)
-        return -1;
-    st->fds = fds;
-    st->dirty = 1;
-    return 0;
-}
-
-static int poll_modify(struct selector *s, int fd, int events)
-{
-    (void)fd, (void)events;
-    ((struct poll_state *)s->state)->dirty = 1;
-    return 0;
-}
-
-static void poll_remove(struct selector *s, int fd)
-{
-    (void)fd;
-    ((struct poll_state *)s->state)->dirty = 1;
-}
-
-static void poll_rebuild(struct selector *s, struct poll_state *st)
-{
-    st->nfds = 0;
-    for (int fd = 0; fd < s->nslots; fd++) {
-        struct sel_key *key = s->keys[fd];
-        if (key == NULL)
-            continue;
-        st->fds[st->nfds].fd = fd;
-        st->fds[st->nfds].events = (short)((key->events & SEL_READ ? POLLIN : 0)
-                                           | (key->events & SEL_WRITE ? POLLOUT : 0));
-        st->nfds++;
-    }
-    st->dirty = 0;
-}
-
-static int poll_wait(struct selector *s, int timeout_ms)
-{
-    struct poll_state *st = s->state;
-    int n = 0;
-
-    if (st->dirty)
-        poll_rebuild(s, st);
-    if (poll(st->fds, (nfds_t)st->nfds, timeout_ms) == -1)
-        return -1;
-    for (int i = 0; i < st->nfds; i++) {
-        short re = st->fds[i].revents;
-        /* POLLERR, POLLHUP and POLLNVAL come unasked: report them as whatever the key
-         * waits for, so its read or write meets the error. */
-        int mask = (re & POLLIN ? SEL_READ : 0) | (re & POLLOUT ? SEL_WRITE : 0)
-                   | (re & (POLLERR | POLLHUP | POLLNVAL) ? ALL_EVENTS : 0);
-        if (mask != 0)
-            n = report(s, n, st->fds[i].fd, mask);
-    }
-    return n;
-}
-
-/* ---------------------------------------------------------------- epoll backend */
-
-struct epoll_state {
-    int epfd;
-    struct epoll_event *evs;    /* epoll_wait()'s answer: one slot per key */
-    int cap;
-};
-
-static int epoll_open(struct selector *s)
-{
-    struct epoll_state *st = calloc(1, sizeof *st);
-    if (st == NULL || (st->evs = grow(NULL, &st->cap, 1, sizeof *st->evs)) == NULL
-        || (st->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
-        if (st != NULL)
-            free(st->evs);
-        free(st);
-        return -1;
-    }
-    s->state = st;
-    return 0;
-}
-
-static void epoll_close(struct selector *s)
-{
-    struct epoll_state *st = s->state;
-    close(st->epfd);            /* nothing to do if it fails: the memory goes anyway */
-    free(st->evs);
-    free(st);
-}
-
-/* Level-triggered, like select and poll; data.fd brings the descriptor back. */
-static int epoll_ctl_events(struct epoll_state *st, int op, int fd, int events)
-{
-    struct epoll_event ev = { .events = (events & SEL_READ ? EPOLLIN : 0u)
-                                        | (events & SEL_WRITE ? EPOLLOUT : 0u) };
-    ev.data.fd = fd;
-    return epoll_ctl(st->epfd, op, fd, &ev);
-}
-
-static int epoll_add(struct selector *s, int fd, int events)
-{
-    struct epoll_state *st = s->state;
-    struct epoll_event *evs = grow(st->evs, &st->cap, s->count + 1, sizeof *evs);
-    if (evs == NULL)
-        return -1;
-    st->evs = evs;
-    return epoll_ctl_events(st, EPOLL_CTL_ADD, fd, events);
-}
-
-static int epoll_modify(struct selector *s, int fd, int events)
-{
-    return epoll_ctl_events(s->state, EPOLL_CTL_MOD, fd, events);
-}
-
-static void epoll_remove(struct selector *s, int fd)
-{
-    struct epoll_event ev = { 0 };  /* kernels before 2.6.9 wanted one, even for DEL */
-    /* The result is ignored on purpose, as Python does: DEL fails only when fd was
-     * closed before it was unregistered, and the key is forgotten all the same. */
-    (void)epoll_ctl(((struct epoll_state *)s->state)->epfd, EPOLL_CTL_DEL, fd, &ev);
-}
-
-static int epoll_wait_ready(struct selector *s, int timeout_ms)
-{
-    struct epoll_state *st = s->state;
-    /* Never take more than the batch can hold (both have room for 16 from the start). */
-    int max = st->cap < s->ready_cap ? st->cap : s->ready_cap;
-    int got = epoll_wait(st->epfd, st->evs, max, timeout_ms);
-    int n = 0;
-
-    if (got == -1)
-        return -1;
-    for (int i = 0; i < got; i++) {
-        uint32_t re = st->evs[i].events;
-        /* EPOLLERR and EPOLLHUP come unasked: report them as what the key waits for. */
-        int mask = (re & EPOLLIN ? SEL_READ : 0) | (re & EPOLLOUT ? SEL_WRITE : 0)
-                   | (re & (EPOLLERR | EPOLLHUP) ? ALL_EVENTS : 0);
-        n = report(s, n, st->evs[i].data.fd, mask);
-    }
-    return n;
-}
-
 /* ---------------------------------------------------------------- choosing one */
 
-static const struct backend backends[] = {
-    { "select", select_open, select_close, select_add, select_modify, select_remove, select_wait },
-    { "poll", poll_open, poll_close, poll_add, poll_modify, poll_remove, poll_wait },
-    { "epoll", epoll_open, epoll_close, epoll_add, epoll_modify, epoll_remove, epoll_wait_ready },
+/* sigio is last, and never the default: see sel-sigio.c for why nobody picks it. */
+static const struct backend *const backends[] = {
+    &backend_select, &backend_poll, &backend_epoll, &backend_sigio,
 };
 
 static struct selector *open_backend(const struct backend *be)
@@ -525,7 +242,7 @@ static struct selector *open_backend(const struct backend *be)
         return NULL;
     s->be = be;
     /* Room for a batch from the start: epoll_wait() wants at least one slot. */
-    if ((s->ready = grow(NULL, &s->ready_cap, 1, sizeof *s->ready)) == NULL
+    if ((s->ready = sel_grow(NULL, &s->ready_cap, 1, sizeof *s->ready)) == NULL
         || be->open(s) == -1) {
         free(s->ready);
         free(s);
@@ -537,8 +254,8 @@ static struct selector *open_backend(const struct backend *be)
 static const struct backend *by_name(const char *name)
 {
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-        if (strcmp(backends[i].name, name) == 0)
-            return &backends[i];
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
     errno = EINVAL;
     return NULL;
 }
@@ -565,9 +282,9 @@ void sel_close(struct selector *s)
     if (s == NULL)
         return;
     end_batch(s);
+    s->be->close(s);            /* first: sigio's walks the keys, to disarm each */
     for (int fd = 0; fd < s->nslots; fd++)
         free((struct entry *)s->keys[fd]);      /* free(NULL) does nothing */
-    s->be->close(s);
     free(s->keys);
     free(s->ready);
     free(s);

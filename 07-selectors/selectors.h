@@ -1,13 +1,14 @@
 /*
- * 07-selectors/selectors.h: Python's selectors module in C, over select, poll or epoll.
+ * 07-selectors/selectors.h: Python's selectors module in C, over select, poll, epoll or signals.
  *
- * Teaches: one API over three readiness mechanisms (notes 000 §15, 001, 003). A key
+ * Teaches: one API over four readiness mechanisms (notes 000 §15, 001, 003). A key
  * ties a descriptor to the events it waits for and to a pointer of yours (Python's
  * SelectorKey.data: a callback, a connection); sel_select() returns the ready keys,
  * each with what is ready. The backend is chosen at run time, so one program, and one
- * test suite, runs on all three: SELECTOR=select|poll|epoll.
+ * test suite, runs on all four: SELECTOR=select|poll|epoll|sigio. sigio is the notes'
+ * IO model 4, signal-driven IO (sel-sigio.c): there for the lesson, never the default.
  *
- * Build:  cc -std=c11 -o prog prog.c selectors.c
+ * Build:  cc -std=c11 -o prog prog.c selectors.c sel-*.c
  *
  * Look at: the dispatch loop below, and why it skips an event whose mask is 0.
  * Pitfall: unregister before close, as Python requires. A descriptor closed while
@@ -38,6 +39,8 @@
  *     ERANGE  select backend only: a descriptor >= FD_SETSIZE, refused before it
  *             touches an fd_set           (Python: ValueError "filedescriptor out of
  *                                          range in select()")
+ *     EBUSY   sigio backend only: sel_open while another sigio selector is open in
+ *             this process (the overflow signal, SIGIO, cannot say whose queue it was)
  *     ENOMEM  out of memory
  *     other   a failed backend call keeps that call's errno (epoll_ctl's, poll's...);
  *             a failed sel_register leaves nothing registered, a failed sel_modify
@@ -69,14 +72,16 @@ struct sel_event {
 
 struct selector;    /* opaque */
 
-/* A new selector. backend is "select", "poll" or "epoll"; NULL means the SELECTOR
+/* A new selector. backend is "select", "poll", "epoll" or "sigio"; NULL means the SELECTOR
  * environment variable if it is set and not empty (an unknown name there is EINVAL,
  * as it is here), else the best there is, as Python's DefaultSelector picks: epoll,
  * then poll (when epoll_create1 fails with ENOSYS), then select. NULL with errno on
- * failure. */
+ * failure. sigio, while open, keeps SIGRTMIN and SIGIO blocked in the calling thread
+ * (the program must not use them) and sets O_ASYNC on the descriptors registered;
+ * use it from the thread that opened it. */
 struct selector *sel_open(const char *backend);
 
-/* The backend's name: "select", "poll" or "epoll". */
+/* The backend's name: "select", "poll", "epoll" or "sigio". */
 const char *sel_backend(const struct selector *s);
 
 /* Free the selector, its keys and its events array. The descriptors stay open: they

@@ -7,21 +7,20 @@
  *     for key, mask in sel.select(): callback = key.data; callback(key.fileobj, mask)
  * and knows nothing about accepting or echoing. The library (selectors.c) picks
  * epoll, poll or select as Python's DefaultSelector does; SELECTOR=select|poll|epoll
- * forces one. -w N runs N worker processes over one listening socket: the notes'
+ * forces one, and SELECTOR=sigio runs it on signals, the notes' IO model 4. -w N
+ * runs N worker processes over one listening socket (workers.c): the notes'
  * multi-process dilemma, without toggling sockets between blocking and not.
  *
- * Build and run:  cc -std=c11 -o server server.c selectors.c && ./server -p 8080 [-w 2]
- *                 ./client -p 8080
+ * Build and run:  cc -std=c11 -o server server.c workers.c selectors.c sel-*.c
+ *                 ./server -p 8080 [-w 2];  ./client -p 8080
  *
- * Look at: main()'s loop and the callbacks on_accept(), on_read(), on_write(); the
+ * Look at: serve()'s loop and the callbacks on_accept(), on_read(), on_write(); the
  * self-pipe in on_signal(): sel_select() retries EINTR, so a signal wakes the loop
- * by making a registered descriptor readable. run_workers() for -w: the parent
- * sleeps in sigsuspend() and replaces a worker that dies (SIGCHLD).
+ * by making a registered descriptor readable.
  * Pitfall: a callback may close a connection whose event is later in the same batch;
  * the library zeroes that event's mask, and the loop skips it.
  */
 #define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE         /* MAP_ANONYMOUS: in POSIX only since 2024 */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -30,20 +29,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "selectors.h"
+#include "workers.h"
 
 #define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
 #define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
-#define MAX_WORKERS 64
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 struct handler {                /* what a key's data points to: its callbacks */
@@ -124,6 +121,13 @@ static void parse_options(int argc, char **argv)
     }
     if (optind != argc) {
         usage(stderr);
+        exit(2);
+    }
+    /* A descriptor signals one owner (F_SETOWN): the workers share one listening socket. */
+    const char *backend = getenv("SELECTOR");
+    if (nworkers > 0 && backend != NULL && strcmp(backend, "sigio") == 0) {
+        fprintf(stderr, "%s: -w does not work with SELECTOR=sigio: the listening socket "
+                        "signals one owner process, so one worker would hear of every new client\n", prog);
         exit(2);
     }
 }
@@ -248,6 +252,77 @@ static int interest(const struct conn *c)
     return (wants_read(c) ? SEL_READ : 0) | (c->head < c->tail ? SEL_WRITE : 0);
 }
 
+static void on_read(struct sel_key *key);
+static void on_write(struct sel_key *key);
+
+static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
+
+/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
+ * that kept it would return at once, again and again. */
+static void watch_listener(int on)
+{
+    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
+        die("sel_register");
+    if (!on && sel_unregister(sel, lfd) == -1)
+        die("sel_unregister");
+    accepting = on;
+}
+
+/* The notes' accept(sock, mask) callback: a few connections per turn. */
+static void on_accept(struct sel_key *key)
+{
+    (void)key;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        struct conn *c;
+        int fd = accept(lfd, (struct sockaddr *)&addr, &len);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;     /* nobody else waiting, or a signal: back to the loop */
+            if (errno == ECONNABORTED)
+                continue;   /* the client left before we took it */
+            if (errno == EMFILE || errno == ENFILE) {
+                if (accepting)      /* a warning: shown even with -q */
+                    printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
+                if (accepting)
+                    watch_listener(0);
+                return;
+            }
+            die("accept");
+        }
+        if (!accepting) {
+            printf("accepting again%s\n", tag);
+            watch_listener(1);
+        }
+        char peer[PEER_MAX];
+        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
+        set_nonblocking(fd);
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            die("calloc");
+        c->h = (struct handler){ on_read, on_write };
+        c->fd = fd;
+        c->events = SEL_READ;
+        memcpy(c->peer, peer, sizeof peer);
+        if (sel_register(sel, fd, c->events, c) == NULL) {
+            if (errno != ERANGE)
+                die("sel_register");
+            /* The select backend cannot watch it: refuse this client, serve the rest.
+             * A warning, shown even with -q. */
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            if (close(fd) == -1)
+                perror("close");
+            free(c);
+            continue;
+        }
+        served++;
+        if (fd > top_fd)
+            top_fd = fd;
+        if (verbosity >= 1)
+            printf("connected %s%s\n", c->peer, tag);
+    }
+}
+
 /* Keep the len reply bytes the kernel did not take, behind those already waiting.
  * The memory is taken now, not at accept, and doubles as the queue grows; reads are
  * sized so that it never needs more than QUEUE_MAX. Out of memory: -1, and only this
@@ -293,10 +368,10 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
     if (n == -1) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        n = 0;              /* EAGAIN: the client's window is full; all of it waits */
-    } else if (verbosity >= 2) {
-        printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
+        n = 0;              /* all of it waits: the client's window is full (EAGAIN) */
     }
+    if (n > 0 && verbosity >= 2)
+        printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
     echoed += (unsigned long long)n;
     if (queued) {
         c->head += (size_t)n;
@@ -381,74 +456,6 @@ static void on_write(struct sel_key *key)
     after_service(c, service(c, 0));
 }
 
-static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
-
-/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
- * that kept it would return at once, again and again. */
-static void watch_listener(int on)
-{
-    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
-        die("sel_register");
-    if (!on && sel_unregister(sel, lfd) == -1)
-        die("sel_unregister");
-    accepting = on;
-}
-
-/* The notes' accept(sock, mask) callback: a few connections per turn. */
-static void on_accept(struct sel_key *key)
-{
-    (void)key;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof addr;
-        char peer[PEER_MAX];
-        int fd = accept(lfd, (struct sockaddr *)&addr, &len);
-        if (fd == -1) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;     /* nobody waiting (with -w, another worker took it) */
-            if (errno == ECONNABORTED)
-                continue;   /* the client left before we took it */
-            if (errno == EMFILE || errno == ENFILE) {
-                if (accepting)      /* a warning: shown even with -q */
-                    printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
-                if (accepting)
-                    watch_listener(0);
-                return;
-            }
-            die("accept");
-        }
-        if (!accepting) {
-            printf("accepting again%s\n", tag);
-            watch_listener(1);
-        }
-        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
-        set_nonblocking(fd);
-        struct conn *c = calloc(1, sizeof *c);
-        if (c == NULL)
-            die("calloc");
-        c->h = (struct handler){ on_read, on_write };
-        c->fd = fd;
-        c->events = SEL_READ;
-        memcpy(c->peer, peer, sizeof peer);
-        if (sel_register(sel, fd, c->events, c) == NULL) {
-            if (errno != ERANGE)
-                die("sel_register");
-            /* The select backend cannot watch it: refuse this client, serve the rest.
-             * A warning, shown even with -q. */
-            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
-            if (close(fd) == -1)
-                perror("close");
-            free(c);
-            continue;
-        }
-        served++;
-        if (fd > top_fd)
-            top_fd = fd;
-        if (verbosity >= 1)
-            printf("connected %s%s\n", c->peer, tag);
-    }
-}
-
 /* The self-pipe's read end: empty it; the loop checks stop. */
 static void on_wake(struct sel_key *key)
 {
@@ -458,24 +465,6 @@ static void on_wake(struct sel_key *key)
 }
 
 static struct handler waker = { on_wake, NULL };
-
-struct tally {                  /* what a worker has done, where its parent reads it */
-    unsigned long served;
-    unsigned long long echoed;
-};
-
-static struct tally *board;     /* -w: one slot per worker, in memory shared with them */
-static struct tally *mine;      /* in a worker: its own slot; NULL without -w */
-
-/* -w: write our counts to our slot. The loop does it before each wait, so a worker
- * asleep has published all it did, and a SIGKILL loses at most the turn it cuts. */
-static void publish(void)
-{
-    if (mine != NULL) {
-        mine->served = served;
-        mine->echoed = echoed;
-    }
-}
 
 /* One process's event loop, until SIGINT or SIGTERM. */
 static void serve(void)
@@ -495,7 +484,7 @@ static void serve(void)
 
     while (!stop) {
         struct sel_event *events;
-        publish();
+        workers_publish(served, echoed);    /* -w: what we did, where the parent reads it */
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
         int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
         if (ready == -1)
@@ -533,142 +522,15 @@ static void finish(void)
         perror("close");
 }
 
-/* -w N: fork N workers after listen(), so all share the listening socket, and each
- * runs its own selector. A new connection makes the socket readable in every
- * worker's selector: all wake, one accept() wins, the others get EAGAIN and go back
- * to sleep (the thundering herd; harmless here, since the socket is non-blocking).
- * The parent waits for SIGINT or SIGTERM, and for SIGCHLD: a worker that dies is
- * replaced, as a pre-fork server does, or the listening socket would go on
- * completing handshakes that nobody serves. */
-static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
-
-static void on_child(int sig)
+/* -w: one worker process, forked by run_workers() (workers.c). */
+static void worker(long i)
 {
-    (void)sig;          /* it only ends sigsuspend(); waitpid() finds who ended */
-}
-
-/* A worker has ended and been reaped: add its tally to the summary's counts. One
- * killed outright counts what it had published: all but the turn it died in. */
-static void collect(long i)
-{
-    served += board[i].served;
-    echoed += board[i].echoed;
-    board[i] = (struct tally){ 0, 0 };
-    workers[i] = 0;
-}
-
-/* Stop every worker and wait for each: at SIGINT, and before the parent gives up. */
-static void stop_workers(void)
-{
-    for (long i = 0; i < nworkers; i++)
-        if (workers[i] > 0 && kill(workers[i], SIGTERM) == -1)
-            perror("kill");
-    for (long i = 0; i < nworkers; i++) {
-        if (workers[i] <= 0)
-            continue;
-        while (waitpid(workers[i], NULL, 0) == -1) {
-            if (errno != EINTR) {   /* EINTR: a signal, wait again */
-                perror("waitpid");
-                break;
-            }
-        }
-        collect(i);
-    }
-}
-
-/* The parent cannot go on: stop the workers first, so that none is left behind
- * holding the port, then exit 1. */
-static void give_up(const char *what)
-{
-    perror(what);
-    stop_workers();
-    exit(1);
-}
-
-/* Start worker i (worker i + 1 in the log), in its slot. It gets back the signal
- * mask of before run_workers() and serves until SIGTERM. */
-static void start_worker(long i, const sigset_t *mask)
-{
-    pid_t pid = fork();
-    if (pid == -1)
-        give_up("fork");        /* EAGAIN: out of processes; stop those started */
-    if (pid > 0) {
-        workers[i] = pid;
-        return;
-    }
-    if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
-        die("sigprocmask");
     snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
     served = 0;                 /* the parent's counts so far are not ours */
     echoed = 0;
-    mine = &board[i];
     serve();
     finish();
-    publish();
-    exit(0);
-}
-
-/* SIGCHLD: reap every worker that ended. One that exited with an error has said
- * why on stderr, and a new one would fail the same way: give up. Any other is
- * replaced, with a warning that -q does not hide. */
-static void reap_workers(const sigset_t *mask)
-{
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        long i = 0;
-        while (i < nworkers && workers[i] != pid)
-            i++;
-        if (i == nworkers)
-            continue;           /* not a worker: we fork nothing else */
-        collect(i);
-        char how[64];
-        if (WIFSIGNALED(status))
-            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
-        else
-            snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
-        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "worker %ld (pid %ld) %s: stopping\n", i + 1, (long)pid, how);
-            stop_workers();
-            exit(1);
-        }
-        start_worker(i, mask);
-        printf("worker %ld (pid %ld) %s: replaced by pid %ld\n", i + 1, (long)pid, how, (long)workers[i]);
-    }
-    if (pid == -1 && errno != ECHILD)
-        give_up("waitpid");
-}
-
-static void run_workers(void)
-{
-    sigset_t blocked, old;
-    struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_NOCLDSTOP };
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGCHLD, &sa, NULL) == -1)
-        die("sigaction");
-    /* SIGCHLD, SIGINT and SIGTERM stay blocked except inside sigsuspend(), which
-     * unblocks them atomically: one that comes while we fork or reap stays pending
-     * and ends the next sigsuspend() at once. None is lost, whatever its timing. */
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGCHLD);
-    sigaddset(&blocked, SIGINT);
-    sigaddset(&blocked, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &blocked, &old) == -1)
-        die("sigprocmask");
-    /* The tallies live in memory shared with the workers: one killed outright still
-     * leaves its counts behind, where a report at its end would be lost with it. */
-    board = mmap(NULL, MAX_WORKERS * sizeof *board, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (board == MAP_FAILED)
-        die("mmap");
-    for (long i = 0; i < nworkers; i++)
-        start_worker(i, &old);
-    while (!stop) {
-        sigsuspend(&old);       /* returns -1 (EINTR) once a handler has run */
-        if (!stop)
-            reap_workers(&old);
-    }
-    stop_workers();
+    workers_publish(served, echoed);
 }
 
 int main(int argc, char **argv)
@@ -682,7 +544,9 @@ int main(int argc, char **argv)
     set_nonblocking(lfd);       /* several accepts per turn, then EAGAIN */
 
     if (nworkers > 0) {
-        run_workers();
+        struct tally all = run_workers(nworkers, worker, &stop);
+        served = all.served;
+        echoed = all.echoed;
     } else {
         serve();
         finish();

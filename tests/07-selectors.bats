@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# 07-selectors: the library's contract on every backend, the Nb client, -w workers.
+# 07-selectors: the library's contract on every backend, the Nb client, -w workers,
+# and the signal-driven backend's own: the queue's overflow, -w refused.
 
 load helpers
 
-@test "07: the selectors library keeps its contract on select, poll and epoll" {
+@test "07: the selectors library keeps its contract on select, poll, epoll and sigio" {
     run "$LAB_BIN/07-selectors/selectors-test"
     echo "$output" | grep -v '^ok' || true     # shows only what failed
     [ "$status" -eq 0 ]
@@ -11,7 +12,7 @@ load helpers
 }
 
 @test "07: the Nb client's replies match the golden file, on every backend" {
-    for backend in select poll epoll; do
+    for backend in select poll epoll sigio; do
         SELECTOR=$backend start_server 07-selectors/server -v
         grep -q "^selector: $backend$" "$SERVER_LOG"
         SELECTOR=$backend run "$LAB_BIN/07-selectors/client" -p "$PORT" -n 5 -v
@@ -23,7 +24,7 @@ load helpers
 
 @test "07: 1,000 requests at once on every backend (a burst of accepts in one batch)" {
     ulimit -n 4096
-    for backend in select poll epoll; do
+    for backend in select poll epoll sigio; do
         SELECTOR=$backend start_server 07-selectors/server -q
         SELECTOR=$backend run "$LAB_BIN/07-selectors/client" -p "$PORT" -n 1000
         [ "$status" -eq 0 ]
@@ -124,4 +125,23 @@ wait_asleep() {
     [ "$refused" -ge 1 ]
     [ $((held + refused)) -eq 1100 ]
     [ "$(grep -c '^refused .*: descriptor [0-9]* >= FD_SETSIZE (1024)$' "$SERVER_LOG")" -eq "$refused" ]
+}
+
+@test "07 SELECTOR=sigio: with ulimit -i 8 the signal queue overflows, and 1,000 requests at once are still served" {
+    ulimit -n 4096
+    # This test's processes only (the client runs on epoll and queues no signal). Past
+    # 8 pending signals the kernel sends the server a plain SIGIO, naming no descriptor.
+    ulimit -i 8
+    SELECTOR=sigio start_server 07-selectors/server -q
+    [ "$(awk '/^Max pending signals/ {print $4}' "/proc/$SERVER_PID/limits")" -eq 8 ]
+    run timeout 60 "$LAB_BIN/07-selectors/client" -p "$PORT" -n 1000
+    [ "$status" -eq 0 ]
+    [ "$output" = "1000 of 1000 requests served" ]
+}
+
+@test "07 SELECTOR=sigio with -w: refused, exit 2, with the reason" {
+    SELECTOR=sigio run timeout 10 "$LAB_BIN/07-selectors/server" -p 0 -w 2
+    [ "$status" -eq 2 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == *"-w does not work with SELECTOR=sigio: the listening socket signals one owner process"* ]]
 }

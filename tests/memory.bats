@@ -97,9 +97,9 @@ slow_reader() {
     exec {sock}<&-
 }
 
-# each_backend FUNCTION: FUNCTION 07-selectors/server with SELECTOR=select, poll, epoll.
+# each_backend FUNCTION: FUNCTION 07-selectors/server with SELECTOR=select, poll, epoll, sigio.
 each_backend() {
-    for backend in select poll epoll; do
+    for backend in select poll epoll sigio; do
         echo "SELECTOR=$backend:"
         SELECTOR=$backend "$1" 07-selectors/server
         for pid in "${BACKGROUND_PIDS[@]}"; do
