@@ -11,7 +11,9 @@
  *                 ./client -p 8080 -d 1000 &  ./client -p 8080 -w
  *                     (the second client's first reply waits for the first client)
  *
- * Look at: read_line(), which loops on recv() until it has a whole line.
+ * Look at: read_line(), which loops on recv() until it has a whole line; and
+ * naive() (-N), which takes one recv() for one reply, as the notes' first
+ * version does, and shows what that gets wrong: replies merged, a reply split.
  * Exit status: 0 when every reply matched, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,10 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 1024
+#define LINE_MAX_BYTES 4096
+#define NAIVE_RECV 1024         /* -N reads as the notes do: conn.recv(1024) */
+#define NAIVE_PAUSE_MS 200      /* -N: busy elsewhere this long before reading */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 static const char *prog;                /* argv[0], for messages */
@@ -34,6 +39,7 @@ static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
 static long hold_ms;                    /* -d: stay connected this long at the end */
 static int show_wait;                   /* -w: print how long the first reply took */
+static int naive_mode;                  /* -N: one recv() taken as one reply */
 
 static void die(const char *what)
 {
@@ -43,12 +49,13 @@ static void die(const char *what)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-d MILLIS] [-w] [-h] [MESSAGE...]\n"
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-d MILLIS] [-w] [-N] [-h] [MESSAGE...]\n"
                 "  sends each MESSAGE (default: hello world) as a line, prints each reply\n"
                 "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -d MILLIS stay connected this long after the last reply\n"
                 "  -w        print how long the first reply took, connect included\n"
+                "  -N        naive: send every message, then take one recv() as one reply\n"
                 "  -h        this help\n", prog);
 }
 
@@ -70,12 +77,13 @@ static void parse_options(int argc, char **argv)
 {
     int c;
     prog = argv[0];
-    while ((c = getopt(argc, argv, "a:p:d:wh")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:d:wNh")) != -1) {
         switch (c) {
         case 'a': server_addr = optarg; break;
         case 'p': server_port = (int)number(c, optarg, 65535); break;
         case 'd': hold_ms = number(c, optarg, 3600000); break;
         case 'w': show_wait = 1; break;
+        case 'N': naive_mode = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -198,6 +206,57 @@ static ssize_t read_line(int fd, char *line, size_t size)
     return (ssize_t)got;
 }
 
+/* -N, the sticky-packet lesson (note 002): the messages go out back to back, each
+ * in its own send(); then, for each, ONE recv() is taken as its reply. TCP keeps
+ * no message boundaries: replies that wait together come out of one recv()
+ * merged, the next recv() then finds nothing (SO_RCVTIMEO ends its wait), and a
+ * reply longer than the recv() comes out in pieces. Returns how many recv()s
+ * held exactly their message's reply. */
+static int naive(int fd, char **msgs, int nmsgs)
+{
+    char got[NAIVE_RECV + 1], want[LINE_MAX_BYTES];
+    int right = 0;
+    for (int i = 0; i < nmsgs; i++) {
+        snprintf(want, sizeof want, "%s\n", msgs[i]);
+        if (send_all(fd, want, strlen(want)) == -1) {
+            fprintf(stderr, "send: %s\n", strerror(errno));
+            exit(1);
+        }
+    }
+    /* Busy elsewhere for a moment, as a real program would be: by the time we
+     * read, every reply is waiting in our socket, and nothing marks where one
+     * ends and the next begins. */
+    sleep_ms(NAIVE_PAUSE_MS);
+    struct timeval limit = { .tv_sec = 1 };     /* a recv() that finds nothing */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == -1)
+        die("setsockopt");
+    for (int i = 0; i < nmsgs; i++) {
+        ssize_t n;
+        while ((n = recv(fd, got, NAIVE_RECV, 0)) == -1 && errno == EINTR)
+            ;           /* interrupted by a signal: read again */
+        if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+            die("recv");        /* ECONNRESET and friends */
+        if (n <= 0) {
+            printf("recv %d: %s\n", i + 1, n == 0 ? "the server closed" : "nothing within 1 s");
+            continue;
+        }
+        got[n] = '\0';
+        int lines = 0;
+        for (ssize_t j = 0; j < n; j++)
+            lines += got[j] == '\n';
+        size_t len = strlen(msgs[i]);
+        snprintf(want, sizeof want, "%s\n", msgs[i]);
+        upper(want, len);
+        int ok = (size_t)n == len + 1 && memcmp(got, want, len + 1) == 0;
+        right += ok;
+        printf("recv %d: %zd bytes, %d whole line%s%s\n", i + 1, n, lines, lines == 1 ? "" : "s",
+               ok ? ": its reply" : lines > 1 ? ": replies merged"
+                                  : lines == 0 ? ": part of a reply" : ": not its reply");
+    }
+    printf("naive: %d of %d replies read right, one recv() each\n", right, nmsgs);
+    return right;
+}
+
 int main(int argc, char **argv)
 {
     static char *defaults[] = { "hello", "world" };
@@ -211,15 +270,22 @@ int main(int argc, char **argv)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         die("signal");
 
-    double start = now();
-    int fd = connect_to();
     for (int i = 0; i < nmsgs; i++) {
-        size_t len = strlen(msgs[i]);
-        if (len + 2 > sizeof want || strchr(msgs[i], '\n') != NULL) {
+        if (strlen(msgs[i]) + 2 > sizeof want || strchr(msgs[i], '\n') != NULL) {
             fprintf(stderr, "%s: a message is one line of at most %zu bytes\n",
                     prog, sizeof want - 2);
             exit(2);
         }
+    }
+
+    double start = now();
+    int fd = connect_to();
+    if (naive_mode) {
+        failed = naive(fd, msgs, nmsgs) != nmsgs;
+        nmsgs = 0;              /* the framed loop below has nothing left to do */
+    }
+    for (int i = 0; i < nmsgs; i++) {
+        size_t len = strlen(msgs[i]);
         snprintf(want, sizeof want, "%s\n", msgs[i]);
         if (send_all(fd, want, len + 1) == -1) {
             fprintf(stderr, "send: %s\n", strerror(errno));

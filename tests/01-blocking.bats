@@ -76,3 +76,25 @@ second_client_wait() {
     [ "$status" -eq 1 ]
     [ "$output" = "hello: Message too long" ]
 }
+
+@test "01 client -N: one recv() taken as one reply gets merged replies and split ones; framed reading is right" {
+    start_server 01-blocking/threads-server -q
+    # Three small replies wait together in the socket: one recv() returns them all.
+    run "$LAB_BIN/01-blocking/client" -p "$PORT" -N hello world again
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${lines[0]}" = "recv 1: 18 bytes, 3 whole lines: replies merged" ]
+    [ "${lines[1]}" = "recv 2: nothing within 1 s" ]
+    [ "${lines[3]}" = "naive: 0 of 3 replies read right, one recv() each" ]
+    # A reply longer than the recv(): the next message's recv() gets its rest.
+    big=$(printf '%3000s' '' | tr ' ' x)
+    run "$LAB_BIN/01-blocking/client" -p "$PORT" -N "$big" hello
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${lines[0]}" = "recv 1: 1024 bytes, 0 whole lines: part of a reply" ]
+    [ "${lines[1]}" = "recv 2: 1024 bytes, 0 whole lines: part of a reply" ]
+    # The framed client (read until the newline) gets every reply right.
+    run "$LAB_BIN/01-blocking/client" -p "$PORT" "$big" hello
+    [ "$status" -eq 0 ]
+    [ "${lines[1]}" = "hello -> HELLO" ]
+}
