@@ -3,6 +3,7 @@
 #   make test         run the bats suite; ends with "N passed, N failed, N skipped"
 #   make check        the same suite with every program built under ASan + UBSan (in .san/)
 #   make demo         the instructor's walk through the stages, with measured numbers
+#                     (STAGE=06: one stage only; PAUSE=1: wait for Enter before each step)
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
 #   make pictures     redraw each stage's timeline.svg from a real run, and five-models.svg
 #   make clean

@@ -53,3 +53,29 @@ no_conclusion_after() {
     [[ "$output" == *"demo: step 04-select failed"* ]]
     no_conclusion_after 04-select
 }
+
+@test "demo STAGE=02: that stage's step only" {
+    run env STAGE=02 "$ROOT/tests/demo"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"== 02-nonblocking: "* ]]
+    [[ "$output" != *"== 01-blocking"* ]]
+    [[ "$output" != *"== 03-nonblocking-list"* ]]
+}
+
+@test "demo PAUSE=1: says what to look at and what to ask, waits for Enter, then runs the step" {
+    run bash -c "printf '\n' | PAUSE=1 STAGE=02 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "-- next: stage 02" ]
+    [[ "${lines[1]}" == "   look at: "* ]]
+    [[ "${lines[2]}" == "   ask the class first: "* ]]
+    [[ "$output" == *"== 02-nonblocking: "*"-> "* ]]
+}
+
+@test "demo STAGE=09: an unknown stage is an error that lists the stages, exit 2" {
+    run env STAGE=09 "$ROOT/tests/demo"
+    echo "$output"
+    [ "$status" -eq 2 ]
+    [ "$output" = "demo: STAGE is one of 01 02 03 04 05 06 07 08, not '09'" ]
+}
