@@ -70,7 +70,7 @@ second_client_wait() {
 }
 
 @test "01 client: a reply longer than its line is an error that says so (no stale errno)" {
-    start_server tests/long-reply      # 2,000 bytes before its newline
+    start_server tests/long-reply      # 10,000 bytes before its newline
     run "$LAB_BIN/01-blocking/client" -p "$PORT" hello
     echo "$output"
     [ "$status" -eq 1 ]

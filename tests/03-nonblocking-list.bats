@@ -47,7 +47,7 @@ median_ms() {
 }
 
 @test "03 client: a reply longer than its line is an error that says so (no stale errno)" {
-    start_server tests/long-reply      # 2,000 bytes before its newline
+    start_server tests/long-reply      # 10,000 bytes before its newline
     run "$LAB_BIN/03-nonblocking-list/client" -p "$PORT" -n 1
     echo "$output"
     [ "$status" -eq 1 ]

@@ -1,7 +1,7 @@
 /*
  * tests/long-reply.c: a server that breaks the protocol on purpose, for the clients'
  * tests: no server of the lab's sends a reply longer than the line it was sent, so
- * this one sends 2,000 bytes and a newline to the one client it accepts, whatever
+ * this one sends 10,000 bytes and a newline to the one client it accepts, whatever
  * it sent, then waits for that client's EOF. Its first line is the servers' own:
  * "listening on 127.0.0.1:PORT".
  */
@@ -15,7 +15,7 @@ int main(void)
 {
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof sin;
-    char buf[2001];
+    char buf[10001];
     int lfd = socket(AF_INET, SOCK_STREAM, 0), fd;
     if (lfd == -1 || bind(lfd, (struct sockaddr *)&sin, len) == -1 || listen(lfd, 1) == -1
             || getsockname(lfd, (struct sockaddr *)&sin, &len) == -1)
