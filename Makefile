@@ -4,6 +4,8 @@
 #   make check        the same suite with every program built under ASan + UBSan (in .san/)
 #   make demo         the instructor's walk through the stages, with measured numbers
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
+#   make pitfalls     each stage's classic bugs (NN-*/pitfalls/*.patch), applied one at a time
+#                     to a scratch copy: the test named in each patch must catch it
 #   make clean
 # CC and CFLAGS may be overridden (make CC=clang); WERROR=1 turns warnings into errors.
 
@@ -78,10 +80,14 @@ demo: all
 bench: all
 	tests/bench/run
 
+# Builds in scratch copies of its own: it needs nothing built here.
+pitfalls:
+	tests/pitfalls
+
 clean:
 	rm -f $(PROGRAMS) tests/slowcall.so
 	$(MAKE) -C 08-coroutines clean
 	rm -rf 08-coroutines/ucontext
 	rm -rf .san
 
-.PHONY: all stage08 san-stage08 test check demo bench clean
+.PHONY: all stage08 san-stage08 test check demo bench pitfalls clean
