@@ -6,6 +6,8 @@
 #                     (STAGE=06: one stage only; PAUSE=1: wait for Enter before each step)
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
 #   make pictures     redraw each stage's timeline.svg from a real run, and five-models.svg
+#   make pitfalls     each stage's classic bugs (NN-*/pitfalls/*.patch), applied one at a time
+#                     to a scratch copy: the test named in each patch must catch it
 #   make clean
 # CC and CFLAGS may be overridden (make CC=clang); WERROR=1 turns warnings into errors.
 
@@ -102,10 +104,14 @@ pictures: all
 	tests/pictures/draw 08-coroutines/server 08-coroutines/timeline.svg
 	tests/pictures/five-models five-models.svg
 
+# Builds in scratch copies of its own: it needs nothing built here.
+pitfalls:
+	tests/pitfalls
+
 clean:
 	rm -f $(PROGRAMS) tests/slowcall.so
 	$(MAKE) -C 08-coroutines clean
 	rm -rf 08-coroutines/ucontext 08-coroutines/uring
 	rm -rf .san
 
-.PHONY: all stage08 san-stage08 test check demo bench pictures clean
+.PHONY: all stage08 san-stage08 test check demo bench pictures pitfalls clean

@@ -127,6 +127,19 @@ on_ipv6() {
     still_serving
 }
 
+@test "$SERVER: a client that leaves before its replies arrive costs only itself" {
+    # The server is stopped while the client connects, sends 20,000 bytes and closes:
+    # with nothing unread, the close sends a FIN, not a RST. Once resumed, the server's
+    # first reply draws a RST from the closed socket, and its next send() fails with
+    # EPIPE: a server that does not ignore SIGPIPE dies of it there.
+    kill -STOP "$SERVER_PID"
+    exec {client}<>"/dev/tcp/127.0.0.1/$PORT"
+    head -c 20000 /dev/zero | tr '\0' a >&"$client"
+    exec {client}>&-
+    kill -CONT "$SERVER_PID"
+    still_serving
+}
+
 @test "$SERVER: a client that floods and never reads does not hold up another" {
     background flood "$PROBE" flood -p "$PORT" -d 60
     flooder=$LAST_PID

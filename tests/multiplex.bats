@@ -15,7 +15,7 @@ start() {
     start_server "$LAB_SERVER" $LAB_SERVER_ARGS "$@"
 }
 
-@test "$SERVER: a flooding client that never reads: 10 others served promptly, memory bounded" {
+@test "$SERVER: a flooding client that never reads: 10 others served promptly, memory bounded, then no CPU" {
     start -q
     rss_before=$(rss_kib "$SERVER_PID")
     background flood "$PROBE" flood -p "$PORT" -d 60
@@ -32,6 +32,11 @@ start() {
     grown=$(( $(rss_kib "$SERVER_PID") - rss_before ))
     echo "RSS grew by $grown KiB while flooded"
     [ "$grown" -lt 4096 ]
+    # And it has stopped reading the flooder, whose replies cannot go: a server that
+    # drops what send() did not take reads on and on, and burns a core doing it.
+    cpu=$(cpu_percent "$SERVER_PID" 1)
+    echo "server CPU while flooded, the others gone: $cpu %"
+    [ "$cpu" -le 10 ]
 }
 
 # start_limited FDS ARGS...: the server under test with ulimit -n FDS.

@@ -65,3 +65,24 @@ last_line() {
     echo "$output"
     [ "$(last_line)" = "1 passed, 1 failed, 0 skipped" ]
 }
+
+# tests/pitfalls (make pitfalls) on two patches of its own: one that changes only a
+# comment, which no test can catch, and one that does not apply.
+@test "pitfalls runner: a harmless patch is MISSED, one that does not apply is BROKEN, and both fail the run" {
+    local root="$BATS_TEST_DIRNAME/.." src="$BATS_TEST_DIRNAME/../01-blocking/server.c"
+    header() {
+        printf '%s\n' "Pitfall: $1" "Test: tests/01-blocking.bats: 01 server -q: logs only the start line" \
+            "Build: plain 01-blocking/server 01-blocking/client" ""
+    }
+    { header "a comment changed"
+      diff -u --label a/01-blocking/server.c --label b/01-blocking/server.c \
+          "$src" <(sed '2s/.*/ * a comment, changed/' "$src") || true; } >"$BATS_TEST_TMPDIR/harmless.patch"
+    { header "a patch of a file that is not there"
+      printf '%s\n' "--- a/01-blocking/nothing.c" "+++ b/01-blocking/nothing.c" "@@ -1 +1 @@" "-a" "+b"
+    } >"$BATS_TEST_TMPDIR/stale.patch"
+    run "$root/tests/pitfalls" "$BATS_TEST_TMPDIR/harmless.patch" "$BATS_TEST_TMPDIR/stale.patch"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "${lines[0]}" == "MISSED  "*"/harmless  (tests/01-blocking.bats: 01 server -q"*"passed)" ]]
+    [[ "${lines[1]}" == "BROKEN  "*"/stale  (does not apply"* ]]
+}
