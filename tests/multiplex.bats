@@ -59,8 +59,9 @@ fds_below() {
     find "/proc/$2/fd" -mindepth 1 -maxdepth 1 -printf '%f\n' | awk -v limit="$1" '$1 < limit' | wc -l
 }
 
-@test "$SERVER: out of descriptors (EMFILE): no spinning, and it recovers" {
+@test "$SERVER: out of descriptors (EMFILE): no spinning, others served, and it recovers" {
     start_limited 64 -q     # -q hides routine lines, never these warnings
+    exec {early}<>"/dev/tcp/127.0.0.1/$PORT"    # a client connected before it runs out
     # 80 connections against 64 descriptors: the server runs out part-way, and
     # the rest wait in its backlog.
     background hog "$PROBE" hold -p "$PORT" -n 80 -t 60
@@ -70,6 +71,15 @@ fds_below() {
     echo "server CPU while out of descriptors: $cpu %"
     [ "$cpu" -le 10 ]
     [ "$(grep -c '^accept: ' "$SERVER_LOG")" -eq 1 ]    # logged once, not per retry
+    # While it waits for a descriptor, the clients it has are served as ever.
+    start=${EPOCHREALTIME/./}
+    printf 'still served\n' >&"$early"
+    IFS= read -r -t 5 reply <&"$early" || reply="(none in 5 s)"
+    ms=$(( (${EPOCHREALTIME/./} - start) / 1000 ))
+    exec {early}<&-
+    echo "a connected client's round trip while out of descriptors: $ms ms, '$reply'"
+    [ "$reply" = "STILL SERVED" ]
+    [ "$ms" -lt 500 ]
     stop_pid "$hog" KILL || true                         # its connections close
     wait_for_line '^accepting again$'
     run "$PROBE" line -p "$PORT" -s "served again"
