@@ -14,7 +14,7 @@
  * Build and run:  cc -std=c11 -o server server.c workers.c selectors.c sel-*.c
  *                 ./server -p 8080 [-w 2];  ./client -p 8080
  *
- * Look at: serve()'s loop and the callbacks on_accept(), on_read(), on_write(); the
+ * Look at: main()'s loop and the callbacks on_accept() and on_conn(); the
  * self-pipe in on_signal(): sel_select() retries EINTR, so a signal wakes the loop
  * by making a registered descriptor readable.
  * Pitfall: a callback may close a connection whose event is later in the same batch;
@@ -43,9 +43,8 @@
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
-struct handler {                /* what a key's data points to: its callbacks */
-    void (*on_read)(struct sel_key *key);
-    void (*on_write)(struct sel_key *key);
+struct handler {                /* what a key's data points to: the notes' callback */
+    void (*callback)(struct sel_key *key, int mask);
 };
 
 struct conn {
@@ -66,8 +65,8 @@ static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
 static unsigned long served;            /* connections accepted */
 static unsigned long long echoed;       /* bytes sent back */
 static struct selector *sel;            /* the notes' sel = DefaultSelector() */
-static int lfd;                         /* the listening socket */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
+static int listening;                   /* the listener is registered in the selector */
 static int wake[2] = { -1, -1 };        /* the self-pipe: a signal makes wake[0] readable */
 static long nworkers;                   /* -w: worker processes (0: serve here) */
 static char tag[32];                    /* " (worker N)" on each log line, with -w */
@@ -252,26 +251,26 @@ static int interest(const struct conn *c)
     return (wants_read(c) ? SEL_READ : 0) | (c->head < c->tail ? SEL_WRITE : 0);
 }
 
-static void on_read(struct sel_key *key);
-static void on_write(struct sel_key *key);
+static void on_accept(struct sel_key *key, int mask);
+static void on_conn(struct sel_key *key, int mask);
 
-static struct handler listener = { NULL, NULL };   /* on_read = on_accept, set in main */
+static struct handler listener = { on_accept };
 
-/* Watch the listener, or stop: EMFILE leaves it readable forever, and a selector
- * that kept it would return at once, again and again. */
-static void watch_listener(int on)
+/* Watch the listening socket, or stop: out of descriptors it stays readable, and
+ * sel_select() would return at once, again and again. */
+static void watch_listener(int lfd, int on)
 {
     if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
         die("sel_register");
     if (!on && sel_unregister(sel, lfd) == -1)
         die("sel_unregister");
-    accepting = on;
+    listening = on;
 }
 
-/* The notes' accept(sock, mask) callback: a few connections per turn. */
-static void on_accept(struct sel_key *key)
+/* Accept a batch of those waiting, non-blocking, into the selector. */
+static void accept_all(int lfd)
 {
-    (void)key;
+    static int out_of_fds;      /* log EMFILE once per episode */
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
@@ -283,27 +282,32 @@ static void on_accept(struct sel_key *key)
             if (errno == ECONNABORTED)
                 continue;   /* the client left before we took it */
             if (errno == EMFILE || errno == ENFILE) {
-                if (accepting)      /* a warning: shown even with -q */
+                /* The client stays in the backlog, and the listening socket stays
+                 * readable: stop watching it until a connection closes. A warning:
+                 * shown even with -q. */
+                if (!out_of_fds)
                     printf("accept: %s: pausing until a descriptor frees up%s\n", strerror(errno), tag);
-                if (accepting)
-                    watch_listener(0);
+                out_of_fds = 1;
+                accepting = 0;
+                if (listening)
+                    watch_listener(lfd, 0);
                 return;
             }
             die("accept");
         }
-        if (!accepting) {
+        if (out_of_fds)
             printf("accepting again%s\n", tag);
-            watch_listener(1);
-        }
+        out_of_fds = 0;
+        accepting = 1;
         char peer[PEER_MAX];
         peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
         set_nonblocking(fd);
         if ((c = calloc(1, sizeof *c)) == NULL)
             die("calloc");
-        c->h = (struct handler){ on_read, on_write };
+        c->h.callback = on_conn;
         c->fd = fd;
-        c->events = SEL_READ;
         memcpy(c->peer, peer, sizeof peer);
+        c->events = interest(c);
         if (sel_register(sel, fd, c->events, c) == NULL) {
             if (errno != ERANGE)
                 die("sel_register");
@@ -368,7 +372,7 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
     if (n == -1) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;      /* EPIPE or ECONNRESET: the client is gone */
-        n = 0;              /* all of it waits: the client's window is full (EAGAIN) */
+        n = 0;              /* all of it waits */
     }
     if (n > 0 && verbosity >= 2)
         printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
@@ -387,9 +391,9 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
     return n;
 }
 
-/* One connection is ready: read if told so and the queue has room, into the loop's
- * buffer, and send the reply at once (usually all of it, so no waiting for
- * writability is needed); with nothing read, send what is queued.
+/* One connection is ready: read if it may have data and the queue has room, into
+ * the loop's buffer, and send the reply at once (usually all of it, so no waiting
+ * for writability is needed); with nothing read, send what is queued.
  * Returns -1 when the connection is finished, else how many bytes moved. */
 static ssize_t service(struct conn *c, int readable)
 {
@@ -399,7 +403,8 @@ static ssize_t service(struct conn *c, int readable)
     if (readable && wants_read(c)) {
         /* No more than the queue has room for: should the kernel take none of the
          * reply, it must still fit under the cap. */
-        n = recv(c->fd, buf, QUEUE_MAX - (c->tail - c->head), 0);
+        size_t room = QUEUE_MAX - (c->tail - c->head);
+        n = recv(c->fd, buf, room, 0);
         if (n > 0) {
             if (verbosity >= 2)
                 printf("read %s %zd bytes%s\n", c->peer, n, tag);
@@ -429,12 +434,22 @@ static void close_conn(struct conn *c)
         printf("closed %s%s\n", c->peer, tag);
     free(c->queue);
     free(c);
+    accepting = 1;              /* a descriptor is free: try the backlog again */
 }
 
-/* After service(): close, or tell the selector if what we wait for changed. */
-static void after_service(struct conn *c, ssize_t moved)
+/* The notes' accept(sock, mask) callback. */
+static void on_accept(struct sel_key *key, int mask)
 {
-    if (moved == -1)
+    (void)mask;
+    accept_all(key->fd);
+}
+
+/* The notes' read(conn, mask) callback, which here also sends queued replies: then
+ * close, or tell the selector if what the connection waits for changed. */
+static void on_conn(struct sel_key *key, int mask)
+{
+    struct conn *c = key->data;
+    if (service(c, mask & SEL_READ) == -1)
         close_conn(c);
     else if (interest(c) != c->events) {
         c->events = interest(c);
@@ -443,95 +458,16 @@ static void after_service(struct conn *c, ssize_t moved)
     }
 }
 
-/* The notes' read(conn, mask) callback, and its partner for queued replies. */
-static void on_read(struct sel_key *key)
-{
-    struct conn *c = key->data;
-    after_service(c, service(c, 1));
-}
-
-static void on_write(struct sel_key *key)
-{
-    struct conn *c = key->data;
-    after_service(c, service(c, 0));
-}
-
 /* The self-pipe's read end: empty it; the loop checks stop. */
-static void on_wake(struct sel_key *key)
+static void on_wake(struct sel_key *key, int mask)
 {
     char buf[64];
+    (void)mask;
     while (read(key->fd, buf, sizeof buf) > 0)
         ;
 }
 
-static struct handler waker = { on_wake, NULL };
-
-/* One process's event loop, until SIGINT or SIGTERM. */
-static void serve(void)
-{
-    if ((sel = sel_open(NULL)) == NULL)
-        die("sel_open");
-    if (pipe(wake) == -1)
-        die("pipe");
-    set_nonblocking(wake[0]);
-    set_nonblocking(wake[1]);
-    if (sel_register(sel, wake[0], SEL_READ, &waker) == NULL)
-        die("sel_register");
-    listener.on_read = on_accept;
-    watch_listener(1);
-    if (verbosity >= 2)
-        printf("selector: %s%s\n", sel_backend(sel), tag);
-
-    while (!stop) {
-        struct sel_event *events;
-        workers_publish(served, echoed);    /* -w: what we did, where the parent reads it */
-        /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
-        int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
-        if (ready == -1)
-            die("sel_select");
-        if (verbosity >= 2)
-            printf("sel_select(%s): %d ready%s\n", sel_backend(sel), ready, tag);
-        if (!accepting)
-            on_accept(NULL);
-        for (int i = 0; i < ready; i++) {
-            struct sel_event *e = &events[i];
-            if (e->mask == 0)
-                continue;   /* an earlier callback unregistered this key */
-            /* The notes' callback = key.data; callback(key.fileobj, mask). Read
-             * first, then look at the mask again: on_read may have closed the
-             * connection, and then the library has zeroed it. */
-            struct handler *h = e->key->data;
-            if ((e->mask & SEL_READ) && h->on_read)
-                h->on_read(e->key);
-            if ((e->mask & SEL_WRITE) && h->on_write)
-                h->on_write(e->key);
-        }
-    }
-}
-
-/* Close every connection still open, then the selector and the self-pipe. */
-static void finish(void)
-{
-    for (int fd = 0; fd <= top_fd; fd++) {
-        struct sel_key *key = sel_get_key(sel, fd);
-        if (key != NULL && fd != lfd && fd != wake[0])
-            close_conn(key->data);
-    }
-    sel_close(sel);
-    if (close(wake[0]) == -1 || close(wake[1]) == -1)
-        perror("close");
-}
-
-/* -w: one worker process, forked by run_workers() (workers.c). */
-static void worker(long i)
-{
-    snprintf(tag, sizeof tag, " (worker %ld)", i + 1);
-    served = 0;                 /* the parent's counts so far are not ours */
-    echoed = 0;
-    serve();
-    finish();
-    workers_publish(served, echoed);
-}
+static struct handler waker = { on_wake };
 
 int main(int argc, char **argv)
 {
@@ -540,19 +476,60 @@ int main(int argc, char **argv)
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
     install_signals();
-    lfd = listen_on();
-    set_nonblocking(lfd);       /* several accepts per turn, then EAGAIN */
+    int lfd = listen_on();
+    set_nonblocking(lfd);       /* accept_all() takes a batch, then EAGAIN */
+    /* -w: the parent stays in run_workers() (workers.c) to the end; each worker
+     * returns with its number and runs its own selector below. */
+    if (nworkers > 0)
+        snprintf(tag, sizeof tag, " (worker %ld)", run_workers(nworkers, &stop));
+    if ((sel = sel_open(NULL)) == NULL)
+        die("sel_open");
+    if (pipe(wake) == -1)
+        die("pipe");
+    set_nonblocking(wake[0]);
+    set_nonblocking(wake[1]);
+    if (sel_register(sel, wake[0], SEL_READ, &waker) == NULL)
+        die("sel_register");
+    watch_listener(lfd, 1);
+    if (verbosity >= 2)
+        printf("selector: %s%s\n", sel_backend(sel), tag);
 
-    if (nworkers > 0) {
-        struct tally all = run_workers(nworkers, worker, &stop);
-        served = all.served;
-        echoed = all.echoed;
-    } else {
-        serve();
-        finish();
+    while (!stop) {
+        struct sel_event *events;
+        if (accepting && !listening)    /* a descriptor freed up: watch the listener again */
+            watch_listener(lfd, 1);
+        workers_publish(served, echoed);    /* -w: what we did, where the parent reads it */
+        /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
+        int ready = sel_select(sel, accepting ? -1 : PAUSE_S * 1000, &events);
+        if (ready == -1)
+            die("sel_select");
+        if (verbosity >= 2)
+            printf("sel_select(%s): %d ready%s\n", sel_backend(sel), ready, tag);
+        if (!accepting)
+            accept_all(lfd);
+        for (int i = 0; i < ready; i++) {
+            struct sel_event *e = &events[i];
+            if (e->mask == 0)
+                continue;   /* an earlier callback unregistered this key */
+            /* The notes' callback = key.data; callback(key.fileobj, mask) */
+            struct handler *h = e->key->data;
+            h->callback(e->key, e->mask);
+        }
     }
+    for (int fd = 0; fd <= top_fd; fd++) {
+        struct sel_key *key = sel_get_key(sel, fd);
+        if (key != NULL && fd != lfd && fd != wake[0])
+            close_conn(key->data);
+    }
+    sel_close(sel);
+    if (close(wake[0]) == -1 || close(wake[1]) == -1)
+        perror("close");
     if (close(lfd) == -1)
         perror("close");
+    if (nworkers > 0) {         /* a worker: the parent adds up and prints the summary */
+        workers_publish(served, echoed);
+        return 0;
+    }
     printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
     return 0;
 }

@@ -31,7 +31,6 @@ static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
 static struct tally *board;             /* one slot per worker, in memory shared with them */
 static struct tally total;              /* what the workers that ended did */
 static struct tally *mine;              /* in a worker: its own slot; NULL in the parent */
-static void (*work)(long i);
 
 static void die(const char *what)
 {
@@ -82,28 +81,28 @@ static void give_up(const char *what)
     exit(1);
 }
 
-/* Start worker i (worker i + 1 in the log), in its slot. It gets back the signal
- * mask of before run_workers() and works until SIGTERM. */
-static void start_worker(long i, const sigset_t *mask)
+/* Start worker i (worker i + 1 in the log), in its slot. Returns 1 in the new
+ * worker, with the signal mask of before run_workers() back, and 0 in the parent. */
+static int start_worker(long i, const sigset_t *mask)
 {
     pid_t pid = fork();
     if (pid == -1)
         give_up("fork");        /* EAGAIN: out of processes; stop those started */
     if (pid > 0) {
         workers[i] = pid;
-        return;
+        return 0;
     }
     if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
         die("sigprocmask");
     mine = &board[i];
-    work(i);
-    exit(0);
+    return 1;
 }
 
 /* SIGCHLD: reap every worker that ended. One that exited with an error has said
  * why on stderr, and a new one would fail the same way: give up. Any other is
- * replaced, with a warning that -q does not hide. */
-static void reap_workers(const sigset_t *mask)
+ * replaced, with a warning that -q does not hide. Returns 0 in the parent; in a
+ * replacement, its number, for run_workers() to return. */
+static long reap_workers(const sigset_t *mask)
 {
     int status;
     pid_t pid;
@@ -124,11 +123,13 @@ static void reap_workers(const sigset_t *mask)
             stop_workers();
             exit(1);
         }
-        start_worker(i, mask);
+        if (start_worker(i, mask))
+            return i + 1;
         printf("worker %ld (pid %ld) %s: replaced by pid %ld\n", i + 1, (long)pid, how, (long)workers[i]);
     }
     if (pid == -1 && errno != ECHILD)
         give_up("waitpid");
+    return 0;
 }
 
 void workers_publish(unsigned long served, unsigned long long echoed)
@@ -139,12 +140,12 @@ void workers_publish(unsigned long served, unsigned long long echoed)
     }
 }
 
-struct tally run_workers(long n, void (*fn)(long i), const volatile sig_atomic_t *stop)
+long run_workers(long n, const volatile sig_atomic_t *stop)
 {
     sigset_t blocked, old;
     struct sigaction sa = { .sa_handler = on_child, .sa_flags = SA_NOCLDSTOP };
+    long me = 0;                /* in a worker, its number */
     nworkers = n;
-    work = fn;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGCHLD, &sa, NULL) == -1)
         die("sigaction");
@@ -164,12 +165,14 @@ struct tally run_workers(long n, void (*fn)(long i), const volatile sig_atomic_t
     if (board == MAP_FAILED)
         die("mmap");
     for (long i = 0; i < nworkers; i++)
-        start_worker(i, &old);
+        if (start_worker(i, &old))
+            return i + 1;
     while (!*stop) {
         sigsuspend(&old);       /* returns -1 (EINTR) once a handler has run */
-        if (!*stop)
-            reap_workers(&old);
+        if (!*stop && (me = reap_workers(&old)) > 0)
+            return me;
     }
     stop_workers();
-    return total;
+    printf("shutdown: served %lu connections, echoed %llu bytes\n", total.served, total.echoed);
+    exit(0);
 }

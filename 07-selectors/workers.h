@@ -4,8 +4,8 @@
  * Teaches: the notes' 001 multi-process dilemma, solved the pre-fork way: fork after
  * listen(), so every worker shares the listening socket and runs its own selector;
  * the parent only sleeps, replaces a worker that dies, and at SIGINT or SIGTERM
- * stops them all and adds up what they did. Kept apart from server.c, so that the
- * server reads as 06's plus the selector library.
+ * stops them all and prints what they did, added up. Kept apart from server.c, so
+ * that the server reads as 06's plus the selector library.
  *
  * Build:  cc -std=c11 -o server server.c workers.c selectors.c sel-*.c
  */
@@ -23,14 +23,16 @@ struct tally {
     unsigned long long echoed;  /* bytes sent back */
 };
 
-/* Fork n workers (1..MAX_WORKERS). Each runs work(i), i from 0, with the signal mask
- * of before the call, and publishes its counts as it goes; when work returns, the
- * worker exits 0. The parent waits, replaces a worker that dies (logged on stdout),
- * and once *stop is set (the caller's SIGINT and SIGTERM handler sets it) stops them
- * all and returns the sum of their tallies. A worker that exits with an error status,
- * or a failed fork, stops them all and exits 1. SIGINT, SIGTERM and SIGCHLD must not
- * be set to SA_RESTART; SIGCHLD's handler is run_workers' own. */
-struct tally run_workers(long n, void (*work)(long i), const volatile sig_atomic_t *stop);
+/* Fork n workers (1..MAX_WORKERS), pre-fork style: in each worker the call returns
+ * that worker's number, 1 to n, with the signal mask of before the call, and the
+ * worker goes on to serve; it publishes its counts as it goes. The parent never
+ * returns: it waits, replaces a worker that dies (logged on stdout; the replacement
+ * returns from this call too), and once *stop is set (the caller's SIGINT and SIGTERM
+ * handler sets it) stops them all, prints the shutdown line with the sum of their
+ * tallies, and exits 0. A worker that exits with an error status, or a failed fork,
+ * stops them all and exits 1. SIGINT, SIGTERM and SIGCHLD must not be set to
+ * SA_RESTART; SIGCHLD's handler is run_workers' own. */
+long run_workers(long n, const volatile sig_atomic_t *stop);
 
 /* In a worker: its counts so far, written to its slot of the parent's board. Call it
  * before each wait, so that a worker asleep has published all it did and a SIGKILL
