@@ -5,7 +5,8 @@
 #   make demo         the instructor's walk through the stages, with measured numbers
 #                     (STAGE=06: one stage only; PAUSE=1: wait for Enter before each step)
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
-#   make pictures     redraw each stage's timeline.svg from a real run, and five-models.svg
+#   make pictures     redraw each stage's timeline.svg from a real run, 04's slow reader
+#                     (as is, and with a pitfall), and five-models.svg
 #   make pitfalls     each stage's classic bugs (NN-*/pitfalls/*.patch), applied one at a time
 #                     to a scratch copy: the test named in each patch must catch it
 #   make clean
@@ -98,6 +99,9 @@ pictures: all
 	tests/pictures/draw 02-nonblocking/server 02-nonblocking/timeline.svg
 	tests/pictures/draw 03-nonblocking-list/server 03-nonblocking-list/timeline.svg
 	tests/pictures/draw 04-select/server 04-select/timeline.svg
+	tests/pictures/draw 04-select/server 04-select/slow-reader.svg slow-reader
+	tests/pictures/draw -p 04-select/pitfalls/blocking-send.patch 04-select/server \
+		04-select/slow-reader-blocking-send.svg slow-reader
 	tests/pictures/draw 05-poll/server 05-poll/timeline.svg
 	tests/pictures/draw 06-epoll/server 06-epoll/timeline.svg
 	tests/pictures/draw 07-selectors/server 07-selectors/timeline.svg

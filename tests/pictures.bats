@@ -24,6 +24,41 @@ bats_require_minimum_version 1.5.0     # for "run !"
     [ "$(wc -c <"$out")" -lt 40000 ]
 }
 
+@test "pictures: a client slow to read, drawn from 04 and from its blocking-send pitfall" {
+    out="$BATS_TEST_TMPDIR/slow.svg" bad="$BATS_TEST_TMPDIR/slow-pitfall.svg"
+    mkdir "$BATS_TEST_TMPDIR/ok" "$BATS_TEST_TMPDIR/bad"     # the plans, kept to read the times
+    LAB_PICTURES_KEEP="$BATS_TEST_TMPDIR/ok" run "$LAB_ROOT/tests/pictures/draw" 04-select/server "$out" slow-reader
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    LAB_PICTURES_KEEP="$BATS_TEST_TMPDIR/bad" run "$LAB_ROOT/tests/pictures/draw" \
+        -p 04-select/pitfalls/blocking-send.patch 04-select/server "$bad" slow-reader
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    for f in "$out" "$bad"; do
+        [ "$(tail -n 1 "$f")" = "</svg>" ]
+        run ! grep -v -E '^<(svg|/svg>|defs>)|/>$|</[a-z]+>$' "$f"
+        for row in "client S" "client A" "client B" "owed to S"; do grep -q ">$row</text>" "$f"; done
+        grep -q '>sends 16 MiB, reads nothing</text>' "$f"
+        # every line of A and B was answered (a green tick per reply), and S's replies came
+        [ "$(grep -c 'stroke="#1e7b34"' "$f")" -eq 6 ]
+        run ! grep -q 'stroke="#d62728"' "$f"
+    done
+    # The longest wait of A or B for a reply, in ms, from the plan's send and reply ticks.
+    slowest() {
+        awk '$1 == "tick" && ($2 == "cA" || $2 == "cB") {
+                 if ($4 == "send") sent[$2] = $3
+                 else if ($4 == "reply" && $3 - sent[$2] > max) max = $3 - sent[$2]
+             } END { printf "%d\n", max }' "$1/plan"
+    }
+    echo "slowest reply: $(slowest "$BATS_TEST_TMPDIR/ok") ms as it is, $(slowest "$BATS_TEST_TMPDIR/bad") ms with the pitfall"
+    # As it is, S costs the others nothing; with the pitfall, a line sent at 600 ms waits
+    # for S to read at 800 ms, while the one thread is blocked sending to S.
+    [ "$(slowest "$BATS_TEST_TMPDIR/ok")" -lt 150 ]
+    [ "$(slowest "$BATS_TEST_TMPDIR/bad")" -ge 150 ]
+    run ! grep -q 'sendto S' "$out"
+    if command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null; then
+        grep -q '>sendto S</text>' "$bad"
+    fi
+}
+
 @test "pictures: the five-models figure has its five columns" {
     out="$BATS_TEST_TMPDIR/five.svg"
     "$LAB_ROOT/tests/pictures/five-models" "$out"

@@ -2,6 +2,7 @@
 # rows, spans and ticks that svg.awk draws. Input, in time order (US: microseconds
 # since the epoch):
 #   C US NAME connect PORT | send TEXT | reply TEXT | lost TEXT | close | refused
+#             | flood BYTES | flooded | drain | drained    (a client slow to read)
 #   L US LOG-LINE           the server's stdout (its -v log), as it arrived (untraced)
 #   S US TID STRACE-LINE    one system call of thread TID (strace -ttt -T, time removed);
 #                           traced, the log lines come from its write(1, "...")
@@ -32,6 +33,10 @@ $1 == "C" {
     else if (ev == "reply") { if (!(name in replied)) replied[name] = $2; nt++; tk[nt] = "c" name; tat[nt] = $2; tcl[nt] = "reply" }
     else if (ev == "lost") { nt++; tk[nt] = "c" name; tat[nt] = sent[name]; tcl[nt] = "lost" }
     else if (ev == "close" || ev == "refused") closed[name] = $2
+    else if (ev == "flood") { flood[name] = $2; sent[name] = $2; floodsize[name] = $5 }
+    else if (ev == "flooded") flooded[name] = $2
+    else if (ev == "drain") drain[name] = $2
+    else if (ev == "drained") drained[name] = $2
     next
 }
 
@@ -42,7 +47,14 @@ function logline(us, text,    w, port) {
     port = port_of(w[2])
     if (w[1] == "connected") accepted[port] = us
     else if (w[1] == "closed") sclosed[port] = us
-    else if (w[1] == "read" || w[1] == "wrote") { nl++; lport[nl] = port; lat[nl] = us }
+    else if (w[1] == "read" || w[1] == "wrote") {
+        nl++; lport[nl] = port; lat[nl] = us
+        # Bytes read and not yet written back, per connection: a span while any are owed.
+        was = owed[port] + 0
+        owed[port] = was + (w[1] == "read" ? w[3] : -w[3])
+        if (was == 0 && owed[port] > 0) owedfrom[port] = us
+        if (was > 0 && owed[port] <= 0) { no++; oport[no] = port; ofrom[no] = owedfrom[port]; oto[no] = us }
+    }
 }
 
 $1 == "L" { logline($2, rest(3)); next }
@@ -118,6 +130,15 @@ END {
         used["open"] = 1; used["served"] = 1
         if (a - c > 20000) used["backlog"] = 1
     }
+    for (n in flood) {
+        z = (n in drain) ? drain[n] : end
+        printf "span c%s %.1f %.1f stall sends %d MiB, reads nothing\n", n, ms(flood[n]), ms(z), floodsize[n] / 1048576
+        used["stall"] = 1
+        if (n in drain) {
+            printf "span c%s %.1f %.1f drain reads\n", n, ms(drain[n]), ms((n in drained) ? drained[n] : end)
+            used["drain"] = 1
+        }
+    }
     for (i = 1; i <= nt; i++) { printf "tick %s %.1f %s\n", tk[i], ms(tat[i]), tcl[i]; used[tcl[i]] = 1 }
 
     if (ntid == 0) {
@@ -146,6 +167,17 @@ END {
             print "scanmax " fds       # the same scale for poll and epoll: every descriptor open
             for (i = 1; i <= nb; i++) if (bat[i] >= t0) printf "bar scan %.1f %d %d\n", ms(bat[i]), bhand[i], bready[i]
             used["handed"] = 1; used["ready"] = 1
+        }
+    }
+    # A client slow to read: what the server owes it (read, not yet written back), from the log.
+    for (n in flood) {
+        print "group what the server owes " n " (its -v log: bytes read, not yet written back)"
+        print "row o" n " owed to " n
+        for (p in portname) if (portname[p] == n) {
+            if (owed[p] > 0) { no++; oport[no] = p; ofrom[no] = owedfrom[p]; oto[no] = end }
+            for (i = 1; i <= no; i++) if (oport[i] == p && oto[i] - ofrom[i] >= 1000) {
+                printf "span o%s %.1f %.1f owed\n", n, ms(ofrom[i]), ms(oto[i]); used["owed"] = 1
+            }
         }
     }
     if (rows == "coroutines") {
@@ -178,6 +210,9 @@ END {
     legend["ready"] = "descriptors it returned ready"
     legend["parked"] = "coroutine alive, parked"
     legend["run"] = "coroutine running: a read or write"
-    split("open backlog served send reply lost blocked sleep spin call handed ready parked run", order, " ")
+    legend["stall"] = "sending, reading nothing"
+    legend["drain"] = "reading its replies"
+    legend["owed"] = "replies read but not yet sent back"
+    split("open backlog served stall drain send reply lost blocked sleep spin call handed ready parked run owed", order, " ")
     for (i = 1; i in order; i++) if (order[i] in used) print "legend " order[i] " " legend[order[i]]
 }

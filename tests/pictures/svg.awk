@@ -14,6 +14,7 @@ BEGIN {
     fill["blocked"] = "#a9cbee"; fill["sleep"] = "#d5d5f2"; fill["spin"] = "#f4a3a3"
     fill["call"] = "#333333"; fill["handed"] = "#b5b5b5"; fill["ready"] = "#2ca02c"
     fill["parked"] = "#ece3f5"; fill["run"] = "#7b4fb0"
+    fill["stall"] = "#f4c7a1"; fill["drain"] = "#c9a0dc"; fill["owed"] = "#e08a3c"
 }
 
 $1 == "title" { title = rest(2); next }
@@ -91,6 +92,8 @@ END {
                 printf "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#123\">%s</text>\n", x(t) + 3, yy + 17, esc(s)
         } else if (f[1] == "tick") {
             cl = f[4]
+            if (cl == "call" && ((f[2], int(x(t))) in inked)) continue     # a pixel drawn already
+            if (cl == "call") inked[f[2], int(x(t))] = 1
             if (cl == "call") {
                 printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\"/>\n", x(t), yy + 8, x(t), yy + 18, fill[cl]
             } else {
@@ -99,6 +102,8 @@ END {
                     printf "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" font-weight=\"bold\" fill=\"%s\" text-anchor=\"middle\">×</text>\n", x(t) + 7, yy + 11, fill[cl]
             }
         } else if (f[1] == "bar" && barmax > 0) {
+            if ((int(x(t)), f[4], f[5]) in inked) continue     # the same bar on the same pixel
+            inked[int(x(t)), f[4], f[5]] = 1
             base = yy + 42
             hh = (f[4] + 0) * 36 / barmax
             if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"3\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 1.5, base - hh, hh, fill["handed"]
