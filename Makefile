@@ -6,7 +6,8 @@
 #                     (STAGE=06: one stage only; PAUSE=1: wait for Enter before each step)
 #   make bench        every stage measured side by side (QUICK=1: a smoke test of the tool)
 #   make pictures     redraw each stage's timeline.svg from a real run, 04's slow reader
-#                     (as is, and with a pitfall), and five-models.svg
+#                     (as is, and with a pitfall), 07 on sigio, 08 on io_uring, and
+#                     five-models.svg
 #   make pitfalls     each stage's classic bugs (NN-*/pitfalls/*.patch), applied one at a time
 #                     to a scratch copy: the test named in each patch must catch it
 #   make clean
@@ -105,7 +106,9 @@ pictures: all
 	tests/pictures/draw 05-poll/server 05-poll/timeline.svg
 	tests/pictures/draw 06-epoll/server 06-epoll/timeline.svg
 	tests/pictures/draw 07-selectors/server 07-selectors/timeline.svg
+	SELECTOR=sigio tests/pictures/draw 07-selectors/server 07-selectors/sigio-timeline.svg
 	tests/pictures/draw 08-coroutines/server 08-coroutines/timeline.svg
+	tests/pictures/draw 08-coroutines/uring/server 08-coroutines/uring-timeline.svg
 	tests/pictures/five-models five-models.svg
 
 # Builds in scratch copies of its own: it needs nothing built here.
