@@ -251,6 +251,8 @@ static int interest(const struct conn *c)
     return (wants_read(c) ? SEL_READ : 0) | (c->head < c->tail ? SEL_WRITE : 0);
 }
 
+/* The callbacks, defined below beside the loop that calls them; the listener's
+ * key data names on_accept, each connection's names on_conn. */
 static void on_accept(struct sel_key *key, int mask);
 static void on_conn(struct sel_key *key, int mask);
 
