@@ -5,7 +5,7 @@
  * (04's select client stops below 1024) and proves each one served. Same steps as
  * 04's client; only the waiting changed (notes 003 and 004's comparison).
  *
- * Build and run:  cc -std=c11 -o client client.c
+ * Build and run:  cc -std=c11 -o client client.c net.c
  *                 ulimit -n 4096; ./client -p 8080 -n 2000
  *
  * Look at: main()'s loop: a pollfd array instead of two fd_sets, and revents
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "net.h"
 
 #define LINE_BYTES 32           /* "hello 1000000\n" and its reply fit */
 #define DEADLINE_S 60           /* the whole run; a slower server is a failure */
@@ -42,21 +43,13 @@ struct req {                    /* one connection's progress, printed in order a
     const char *why;
 };
 
-static const char *prog;                /* argv[0], for messages */
+const char *prog;                       /* argv[0], for messages (net.h) */
 static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
 static struct sockaddr_storage server;  /* -a and -p, resolved once */
 static socklen_t server_len;
 static long nconns = 2000;              /* -n: connections, past select()'s 1024 */
-static int verbose;                     /* -v: print every reply */
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static void usage(FILE *to)
+static int verbose;                     void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
                 "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"
@@ -65,20 +58,6 @@ static void usage(FILE *to)
                 "  -n N      connections (default 2000; raise ulimit -n to match)\n"
                 "  -v        print every reply, in connection order\n"
                 "  -h        this help\n", prog);
-}
-
-/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
-static long number(int opt, const char *arg, long max)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
-        usage(stderr);
-        exit(2);
-    }
-    return n;
 }
 
 /* Resolve -a once, before the first connection. The blocking clients (01-03) try a
@@ -132,21 +111,6 @@ static double now(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
         die("clock_gettime");
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-        die("fcntl");
-}
-
-/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
-static void upper(char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] >= 'a' && buf[i] <= 'z')
-            buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
 /* Keep errno's value, not strerror()'s string: its buffer may be reused by the

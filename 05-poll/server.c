@@ -8,7 +8,7 @@
  * checks every entry, busy or idle: the cost grows with connections, not with
  * the ones that are ready.
  *
- * Build and run:  cc -std=c11 -o server server.c && ./server -p 8080
+ * Build and run:  cc -std=c11 -o server server.c net.c && ./server -p 8080
  *                 ./client -p 8080 -n 2000   (more than select() could watch)
  *
  * Look at: main()'s loop, which fills the pollfd array each turn, and how revents
@@ -18,8 +18,6 @@
  */
 #define _GNU_SOURCE             /* ppoll() is Linux's */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,10 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
+
 #define QUEUE_MAX 65536         /* reply bytes a connection may have waiting */
 #define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
-#define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
 
 struct conn {
     int fd;
@@ -43,7 +42,7 @@ struct conn {
     char peer[PEER_MAX];
 };
 
-static const char *prog;                /* argv[0], for messages */
+const char *prog;                       /* argv[0], for messages (net.h) */
 static const char *bind_addr = "127.0.0.1";
 static int bind_port = 8080;
 static int verbosity = 1;               /* 0 with -q, 2 with -v */
@@ -54,15 +53,7 @@ static struct conn **conns;             /* indexed by descriptor; NULL if none *
 static int maxconns;                    /* how many slots conns has */
 static struct pollfd *pfds;             /* what we ask poll() about: one per conn + 1 */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
-static sigset_t wait_mask;              /* our signal mask inside the wait */
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static void usage(FILE *to)
+static sigset_t wait_mask;              void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
                 "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
@@ -70,20 +61,6 @@ static void usage(FILE *to)
                 "  -q        quiet: log only the start line, warnings and the shutdown summary\n"
                 "  -v        verbose: also log what each poll() returned, each read and write\n"
                 "  -h        this help\n", prog);
-}
-
-/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
-static long number(int opt, const char *arg, long max)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
-        usage(stderr);
-        exit(2);
-    }
-    return n;
 }
 
 static void parse_options(int argc, char **argv)
@@ -132,86 +109,6 @@ static void install_signals(void)
     sigaddset(&stops, SIGTERM);
     if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
         die("sigprocmask");
-}
-
-static void set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-        die("fcntl");
-}
-
-/* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */
-static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
-{
-    char host[INET6_ADDRSTRLEN], port[8];   /* a longer name fails: "?" */
-    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-        snprintf(out, size, "?");
-    else if (sa->sa_family == AF_INET6)
-        snprintf(out, size, "[%s]:%s", host, port);
-    else
-        snprintf(out, size, "%s:%s", host, port);
-}
-
-/* Bind and listen on bind_addr:bind_port; print the first line with the real port. */
-static int listen_on(void)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *res, *ai;
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    char port[8], name[PEER_MAX];
-    const char *what = "bind";   /* the call that failed, for the message */
-    int fd = -1, one = 1, err;
-
-    snprintf(port, sizeof port, "%d", bind_port);
-    if ((err = getaddrinfo(bind_addr, port, &hints, &res)) != 0) {
-        fprintf(stderr, "%s: -a '%s': %s\n", prog, bind_addr,
-                err == EAI_SYSTEM ? strerror(errno) : gai_strerror(err));
-        usage(stderr);
-        exit(2);
-    }
-    /* A name may stand for several addresses (localhost: ::1 and 127.0.0.1): bind the
-     * first that works, as UNP's tcp_listen does. On Linux an IPv6 socket bound to ::
-     * also takes IPv4 clients (IPV6_V6ONLY is off by default); we keep that default. */
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        what = "socket";        /* fails with EAFNOSUPPORT for IPv6 on a kernel without it */
-        if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) != -1) {
-            /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
-            if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
-                die("setsockopt");
-            what = "bind";
-            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-                break;
-        }
-        err = errno;    /* why this address failed: the message if none works */
-        peer_name(ai->ai_addr, ai->ai_addrlen, name, sizeof name);
-        if (fd != -1 && close(fd) == -1)
-            die("close");
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd == -1) {
-        fprintf(stderr, "%s %s: %s\n", what, name, strerror(err));
-        exit(1);
-    }
-    if (listen(fd, SOMAXCONN) == -1)
-        die("listen");
-    if (getsockname(fd, (struct sockaddr *)&addr, &len) == -1)
-        die("getsockname");
-    peer_name((struct sockaddr *)&addr, len, name, sizeof name);
-    printf("listening on %s\n", name);
-    return fd;
-}
-
-/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
-static void upper(char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] >= 'a' && buf[i] <= 'z')
-            buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -390,7 +287,7 @@ int main(int argc, char **argv)
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
     install_signals();
-    int lfd = listen_on();
+    int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
     if ((pfds = calloc(1, sizeof *pfds)) == NULL)   /* the listener's entry */
         die("calloc");

@@ -7,7 +7,7 @@
  * are ready, however many are open. Same steps as 04's and 05's clients; only the
  * waiting changed.
  *
- * Build and run:  cc -std=c11 -o client client.c
+ * Build and run:  cc -std=c11 -o client client.c net.c
  *                 ulimit -n 12000; ./client -p 8080 -n 10000
  *
  * Look at: main()'s loop, and watch(), the one epoll_ctl per state change.
@@ -17,7 +17,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <netdb.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "net.h"
 
 #define LINE_BYTES 32           /* "hello 1000000\n" and its reply fit */
 #define DEADLINE_S 60           /* the whole run; a slower server is a failure */
@@ -45,22 +46,14 @@ struct req {                    /* one connection's progress, printed in order a
     uint32_t events;            /* what it is registered for in epoll; 0: not yet */
 };
 
-static const char *prog;                /* argv[0], for messages */
+const char *prog;                       /* argv[0], for messages (net.h) */
 static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
 static struct sockaddr_storage server;  /* -a and -p, resolved once */
 static socklen_t server_len;
 static long nconns = 10000;             /* -n: connections: the C10K */
 static int epfd;                        /* the epoll instance */
-static int verbose;                     /* -v: print every reply */
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static void usage(FILE *to)
+static int verbose;                     void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
                 "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"
@@ -69,20 +62,6 @@ static void usage(FILE *to)
                 "  -n N      connections (default 10000; raise ulimit -n to match)\n"
                 "  -v        print every reply, in connection order\n"
                 "  -h        this help\n", prog);
-}
-
-/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
-static long number(int opt, const char *arg, long max)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
-        usage(stderr);
-        exit(2);
-    }
-    return n;
 }
 
 /* Resolve -a once, before the first connection. The blocking clients (01-03) try a
@@ -136,21 +115,6 @@ static double now(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
         die("clock_gettime");
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-        die("fcntl");
-}
-
-/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
-static void upper(char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] >= 'a' && buf[i] <= 'z')
-            buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
 /* Keep errno's value, not strerror()'s string: its buffer may be reused by the

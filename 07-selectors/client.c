@@ -8,7 +8,7 @@
  * send; then wait for readable, collect the reply, and call the request's
  * callback. The selectors library picks the backend (SELECTOR= forces one).
  *
- * Build and run:  cc -std=c11 -o client client.c selectors.c sel-*.c
+ * Build and run:  cc -std=c11 -o client client.c net.c selectors.c sel-*.c
  *                 ./client -p 8080 -n 100 -v
  *
  * Look at: nb_add(), nb_run() and on_reply(), the callback. Replies arrive in any
@@ -18,7 +18,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <netdb.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "net.h"
 
 #include "selectors.h"
 
@@ -42,7 +42,7 @@ struct req {                    /* the notes' Req: a socket and its callback */
     int ok;                     /* set by the callback */
 };
 
-static const char *prog;                /* argv[0], for messages */
+const char *prog;                       /* argv[0], for messages (net.h) */
 static const char *server_addr = "127.0.0.1";
 static int server_port = 8080;
 static struct sockaddr_storage server;  /* -a and -p, resolved once */
@@ -50,15 +50,7 @@ static socklen_t server_len;
 static long nconns = 100;               /* -n: requests, each on its own connection */
 static int verbose;                     /* -v: print every reply */
 static struct selector *sel;            /* the loop's selector */
-static long pending;                    /* requests whose callback has not run yet */
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static void usage(FILE *to)
+static long pending;                    void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n REQUESTS] [-v] [-h]\n"
                 "  adds REQUESTS (a line each, on its own connection), then runs the loop\n"
@@ -67,20 +59,6 @@ static void usage(FILE *to)
                 "  -n N      requests (default 100; at most 1000, for the select backend)\n"
                 "  -v        print every reply, in connection order\n"
                 "  -h        this help\n", prog);
-}
-
-/* A whole number from 0 to max, or usage and exit 2: "-p 70000" and "-p abc" are errors. */
-static long number(int opt, const char *arg, long max)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > max) {
-        fprintf(stderr, "%s: -%c wants a number from 0 to %ld, not '%s'\n", prog, opt, max, arg);
-        usage(stderr);
-        exit(2);
-    }
-    return n;
 }
 
 /* Resolve -a once, before the first connection. The blocking clients (01-03) try a
@@ -134,21 +112,6 @@ static double now(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
         die("clock_gettime");
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-        die("fcntl");
-}
-
-/* The protocol: ASCII a-z become A-Z, every other byte passes unchanged. */
-static void upper(char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] >= 'a' && buf[i] <= 'z')
-            buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
 /* Finish a request: forget its socket and run its callback, the notes' func(body).

@@ -9,7 +9,7 @@
  * waits for SIGINT or SIGTERM, and for SIGCHLD: a worker that dies is replaced, or the
  * listening socket would go on completing handshakes that nobody serves.
  *
- * Build:  cc -std=c11 -o server server.c workers.c selectors.c sel-*.c
+ * Build:  cc -std=c11 -o server server.c net.c workers.c selectors.c sel-*.c
  *
  * Look at: run_workers(): the parent sleeps in sigsuspend(), with SIGCHLD, SIGINT and
  * SIGTERM blocked everywhere else, so that none is lost whatever its timing.
@@ -18,6 +18,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE         /* MAP_ANONYMOUS: in POSIX only since 2024 */
+#include "net.h"
 #include "workers.h"
 #include <errno.h>
 #include <stdio.h>
@@ -31,12 +32,6 @@ static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
 static struct tally *board;             /* one slot per worker, in memory shared with them */
 static struct tally total;              /* what the workers that ended did */
 static struct tally *mine;              /* in a worker: its own slot; NULL in the parent */
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
 
 static void on_child(int sig)
 {

@@ -7,7 +7,7 @@
  * stops them all and prints what they did, added up. Kept apart from server.c, so
  * that the server reads as 06's plus the selector library.
  *
- * Build:  cc -std=c11 -o server server.c workers.c selectors.c sel-*.c
+ * Build:  cc -std=c11 -o server server.c net.c workers.c selectors.c sel-*.c
  */
 #ifndef WORKERS_H
 #define WORKERS_H
