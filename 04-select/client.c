@@ -51,7 +51,9 @@ static int server_port = 8080;
 static struct sockaddr_storage server;  /* -a and -p, resolved once */
 static socklen_t server_len;
 static long nconns = 100;               /* -n: connections */
-static int verbose;                     void usage(FILE *to)
+static int verbose;                     /* -v: print every reply */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
                 "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"

@@ -53,7 +53,9 @@ static struct conn **conns;             /* indexed by descriptor; NULL if none *
 static int maxconns;                    /* how many slots conns has */
 static struct pollfd *pfds;             /* what we ask poll() about: one per conn + 1 */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
-static sigset_t wait_mask;              void usage(FILE *to)
+static sigset_t wait_mask;              /* our signal mask inside the wait */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
                 "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"

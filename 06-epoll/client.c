@@ -53,7 +53,9 @@ static struct sockaddr_storage server;  /* -a and -p, resolved once */
 static socklen_t server_len;
 static long nconns = 10000;             /* -n: connections: the C10K */
 static int epfd;                        /* the epoll instance */
-static int verbose;                     void usage(FILE *to)
+static int verbose;                     /* -v: print every reply */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n CONNECTIONS] [-v] [-h]\n"
                 "  opens CONNECTIONS at once, sends a line on each, waits for every reply\n"

@@ -63,7 +63,9 @@ static int epfd;                        /* the epoll instance */
 static int edge;                        /* -e: edge-triggered */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
 static int listening = 1;               /* what the listener is registered for: EPOLLIN, or nothing */
-static sigset_t wait_mask;              void usage(FILE *to)
+static sigset_t wait_mask;              /* our signal mask inside the wait */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-e] [-q | -v] [-h]\n"
                 "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"

@@ -25,8 +25,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "net.h"
 
+#include "net.h"
 #include "selectors.h"
 
 #define LINE_BYTES 32           /* "hello 1000000\n" and its reply fit */
@@ -50,7 +50,9 @@ static socklen_t server_len;
 static long nconns = 100;               /* -n: requests, each on its own connection */
 static int verbose;                     /* -v: print every reply */
 static struct selector *sel;            /* the loop's selector */
-static long pending;                    void usage(FILE *to)
+static long pending;                    /* requests whose callback has not run yet */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-n REQUESTS] [-v] [-h]\n"
                 "  adds REQUESTS (a line each, on its own connection), then runs the loop\n"

@@ -68,7 +68,9 @@ static int listening;                   /* the listener is registered in the sel
 static int wake[2] = { -1, -1 };        /* the self-pipe: a signal makes wake[0] readable */
 static long nworkers;                   /* -w: worker processes (0: serve here) */
 static char tag[32];                    /* " (worker N)" on each log line, with -w */
-static int top_fd;                      void usage(FILE *to)
+static int top_fd;                      /* the highest descriptor accept() gave us */
+
+void usage(FILE *to)
 {
     fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-w N] [-q | -v] [-h]\n"
                 "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
