@@ -1,6 +1,6 @@
 /*
  * 04-select/net.h: what every server and client of the lab has had since 01, moved
- * out of server.c and client.c from 04 on, where the servers grow: the option's
+ * out of server.c and client.c from 04 on, where the servers grow: an option's
  * number, a peer's name, the listening socket, the protocol. Not this stage's idea:
  * in 01 to 03 they are inline, and 01 is where to read them. The same two files in
  * 04, 05, 06 and 07 (tests/04-select.bats checks it), so that a diff between two

@@ -363,6 +363,8 @@ static void on_wake(struct sel_key *key, int mask)
 {
     char buf[64];
     (void)mask;
+    /* Until -1: EAGAIN, empty (the pipe is non-blocking), or EINTR, a signal that
+     * wrote another byte, which the next turn reads. */
     while (read(key->fd, buf, sizeof buf) > 0)
         ;
 }
@@ -380,8 +382,10 @@ int main(int argc, char **argv)
     set_nonblocking(lfd);       /* accept_all() takes a batch, then EAGAIN */
     /* -w: the parent stays in run_workers() (workers.c) to the end; each worker
      * returns with its number and runs its own selector below. */
-    if (nworkers > 0)
-        snprintf(tag, sizeof tag, " (worker %ld)", run_workers(nworkers, &stop));
+    if (nworkers > 0) {
+        long me = run_workers(nworkers, &stop);
+        snprintf(tag, sizeof tag, " (worker %ld)", me);
+    }
     if ((sel = sel_open(NULL)) == NULL)
         die("sel_open");
     if (pipe(wake) == -1)

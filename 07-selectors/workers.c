@@ -27,6 +27,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* What a worker has done, in memory shared with its parent: a worker killed outright
+ * still leaves behind what it last wrote here. */
+struct tally {
+    unsigned long served;       /* connections accepted */
+    unsigned long long echoed;  /* bytes sent back */
+};
+
 static long nworkers;
 static pid_t workers[MAX_WORKERS];      /* each worker's pid; 0: none */
 static struct tally *board;             /* one slot per worker, in memory shared with them */

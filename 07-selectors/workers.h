@@ -16,13 +16,6 @@
 
 #define MAX_WORKERS 64
 
-/* What a worker has done, in memory shared with its parent: a worker killed outright
- * still leaves behind what it last wrote here. */
-struct tally {
-    unsigned long served;       /* connections accepted */
-    unsigned long long echoed;  /* bytes sent back */
-};
-
 /* Fork n workers (1..MAX_WORKERS), pre-fork style: in each worker the call returns
  * that worker's number, 1 to n, with the signal mask of before the call, and the
  * worker goes on to serve; it publishes its counts as it goes. The parent never
