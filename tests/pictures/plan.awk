@@ -2,7 +2,8 @@
 # rows, spans and ticks that svg.awk draws. Input, in time order (US: microseconds
 # since the epoch):
 #   C US NAME connect PORT | send TEXT | reply TEXT | lost TEXT | close | refused
-#             | flood BYTES | flooded | drain | drained    (a client slow to read)
+#             | flood BYTES | drain | drained   (a client slow to read; "flooded",
+#             when its writer finished, is kept for LAB_PICTURES_KEEP and not drawn)
 #   L US LOG-LINE           the server's stdout (its -v log), as it arrived (untraced)
 #   S US TID STRACE-LINE    one system call of thread TID (strace -ttt -T, time removed);
 #                           traced, the log lines come from its write(1, "...")
@@ -34,7 +35,6 @@ $1 == "C" {
     else if (ev == "lost") { nt++; tk[nt] = "c" name; tat[nt] = sent[name]; tcl[nt] = "lost" }
     else if (ev == "close" || ev == "refused") closed[name] = $2
     else if (ev == "flood") { flood[name] = $2; sent[name] = $2; floodsize[name] = $5 }
-    else if (ev == "flooded") flooded[name] = $2
     else if (ev == "drain") drain[name] = $2
     else if (ev == "drained") drained[name] = $2
     next
