@@ -11,8 +11,10 @@
  *                 ./client -p 8080 -n 100 -v   (100 connections, one select loop)
  *
  * Look at: main()'s loop: the sets are rebuilt every turn because select()
- * overwrites them with its answer. accept_all() refuses a descriptor >= FD_SETSIZE:
- * FD_SET() on it would write past the end of the fd_set (a bug many tutorials have).
+ * overwrites them with its answer, and one of them is waker, the self-pipe that a
+ * signal makes readable (net.c's catch_signals() says why not pselect()).
+ * accept_all() refuses a descriptor >= FD_SETSIZE: FD_SET() on it would write
+ * past the end of the fd_set (a bug many tutorials have).
  * Pitfall: EMFILE leaves the listening socket readable forever; we stop watching it
  * until a descriptor frees up, or select() would return at once, again and again.
  */
@@ -25,7 +27,6 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -52,7 +53,6 @@ static unsigned long long echoed;       /* bytes sent back */
 static struct conn **conns;             /* indexed by descriptor; NULL if none */
 static int maxconns;                    /* how many slots conns has */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
-static sigset_t wait_mask;              /* our signal mask inside the wait */
 
 void usage(FILE *to)
 {
@@ -82,34 +82,6 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void install_signals(void)
-{
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
-        die("sigaction");
-    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
-        die("sigaction");
-    /* SIGINT and SIGTERM stay blocked except inside the wait, which swaps in
-     * wait_mask atomically: one that comes just before the call is then delivered
-     * inside it (EINTR), instead of waiting for the next client to wake us. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
-        die("sigprocmask");
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -292,16 +264,17 @@ int main(int argc, char **argv)
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
-    install_signals();
+    int waker = catch_signals(&stop);   /* readable once SIGINT or SIGTERM came */
     int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
 
     while (!stop) {
         fd_set rd, wr, ex;      /* the notes' inputs, outputs and exceptional lists */
-        int maxfd = accepting ? lfd : -1;
+        int maxfd = accepting && lfd > waker ? lfd : waker;
         FD_ZERO(&rd);
         FD_ZERO(&wr);
         FD_ZERO(&ex);
+        FD_SET(waker, &rd);     /* a signal ends the wait, however busy we are */
         if (accepting)
             FD_SET(lfd, &rd);
         for (int fd = 0; fd < maxconns; fd++) {     /* every fd here is < FD_SETSIZE */
@@ -317,12 +290,12 @@ int main(int argc, char **argv)
                 maxfd = fd;
         }
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
-        struct timespec pause = { .tv_sec = PAUSE_S };
-        int ready = pselect(maxfd + 1, &rd, &wr, &ex, accepting ? NULL : &pause, &wait_mask);
+        struct timeval pause = { .tv_sec = PAUSE_S };
+        int ready = select(maxfd + 1, &rd, &wr, &ex, accepting ? NULL : &pause);
         if (ready == -1) {
             if (errno == EINTR)
                 continue;   /* a signal: the loop checks stop */
-            die("pselect");
+            die("select");
         }
         if (verbosity >= 2)
             printf("select: %d ready\n", ready);

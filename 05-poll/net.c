@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,57 @@ void set_nonblocking(int fd)
     int flags = fcntl(fd, F_GETFL);
     if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
         die("fcntl");
+}
+
+/* What the handler uses, volatile sig_atomic_t since it may run between any two
+ * instructions of the code that sets them. */
+static volatile sig_atomic_t *stop_flag;
+static volatile sig_atomic_t wake_fd = -1;     /* the self-pipe's write end */
+static int wake_read = -1;                      /* and its read end, the caller's */
+
+/* Why not pselect(), ppoll() or epoll_pwait() with the signals blocked outside
+ * the wait? Linux delivers a signal that is pending on entry only if the call
+ * would sleep; when descriptors are ready it returns them and puts the mask back,
+ * the signal still pending. A busy server never sleeps, and Ctrl-C waited seconds.
+ * Here the signals are never blocked: the handler runs at once, sets the flag,
+ * and its byte makes a watched descriptor readable, so the wait ends even if the
+ * signal came just before it. write() is async-signal-safe; errno is saved
+ * because the code we interrupted may be about to read it. */
+static void on_signal(int sig)
+{
+    int saved = errno;
+    (void)sig;
+    *stop_flag = 1;
+    if (write(wake_fd, "", 1) == -1) {
+        /* EAGAIN: the pipe is full, so a wake-up is pending already */
+    }
+    errno = saved;
+}
+
+int catch_signals(volatile sig_atomic_t *stop)
+{
+    int fds[2];
+    if (pipe(fds) == -1)
+        die("pipe");
+    set_nonblocking(fds[0]);    /* nobody reads it: the flag says it all */
+    set_nonblocking(fds[1]);    /* a full pipe must not block the handler */
+    int old[2] = { wake_read, wake_fd };
+    stop_flag = stop;
+    wake_fd = fds[1];           /* from here on, a signal wakes this pipe */
+    wake_read = fds[0];
+    if (old[0] != -1 && (close(old[0]) == -1 || close(old[1]) == -1))
+        die("close");           /* a worker: its parent's pipe, which it must not watch */
+    /* SA_RESTART: the pipe wakes the wait (which never restarts), and a printf()
+     * into a full pipe should go on, not fail with EINTR. */
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+        die("sigaction");
+    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+    return fds[0];
 }
 
 /* An address as log lines and messages show it: "host:port", IPv6 "[host]:port" (a URL's form). */

@@ -16,7 +16,7 @@
  * Pitfall: EMFILE leaves the listening socket readable forever; we stop watching it
  * until a descriptor frees up, or poll() would return at once, again and again.
  */
-#define _GNU_SOURCE             /* ppoll() is Linux's */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -51,9 +50,8 @@ static unsigned long served;            /* connections accepted */
 static unsigned long long echoed;       /* bytes sent back */
 static struct conn **conns;             /* indexed by descriptor; NULL if none */
 static int maxconns;                    /* how many slots conns has */
-static struct pollfd *pfds;             /* what we ask poll() about: one per conn + 1 */
+static struct pollfd *pfds;             /* what we ask poll() about: one per conn + 2 */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
-static sigset_t wait_mask;              /* our signal mask inside the wait */
 
 void usage(FILE *to)
 {
@@ -83,34 +81,6 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void install_signals(void)
-{
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
-        die("sigaction");
-    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
-        die("sigaction");
-    /* SIGINT and SIGTERM stay blocked except inside the wait, which swaps in
-     * wait_mask atomically: one that comes just before the call is then delivered
-     * inside it (EINTR), instead of waiting for the next client to wake us. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
-        die("sigprocmask");
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -157,7 +127,7 @@ static void accept_all(int lfd)
             while (n <= fd)
                 n *= 2;
             struct conn **grown = realloc(conns, (size_t)n * sizeof *grown);
-            struct pollfd *more = realloc(pfds, (size_t)(n + 1) * sizeof *more);
+            struct pollfd *more = realloc(pfds, (size_t)(n + 2) * sizeof *more);
             if (grown == NULL || more == NULL)
                 die("realloc");
             memset(grown + maxconns, 0, (size_t)(n - maxconns) * sizeof *grown);
@@ -288,16 +258,18 @@ int main(int argc, char **argv)
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
-    install_signals();
+    int waker = catch_signals(&stop);   /* readable once SIGINT or SIGTERM came */
     int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
-    if ((pfds = calloc(1, sizeof *pfds)) == NULL)   /* the listener's entry */
+    if ((pfds = calloc(2, sizeof *pfds)) == NULL)   /* the listener's and waker's */
         die("calloc");
 
     while (!stop) {
-        nfds_t n = 0;           /* one entry per connection, plus the listener */
+        nfds_t n = 0;           /* one entry per connection, the listener, the waker */
         if (accepting)
             pfds[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+        /* A signal ends the wait, however busy we are. */
+        pfds[n++] = (struct pollfd){ .fd = waker, .events = POLLIN };
         for (int fd = 0; fd < maxconns; fd++) {
             struct conn *c = conns[fd];
             if (c == NULL)
@@ -308,12 +280,11 @@ int main(int argc, char **argv)
             pfds[n++] = (struct pollfd){ .fd = fd, .events = events };
         }
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
-        struct timespec pause = { .tv_sec = PAUSE_S };
-        int ready = ppoll(pfds, n, accepting ? NULL : &pause, &wait_mask);
+        int ready = poll(pfds, n, accepting ? -1 : PAUSE_S * 1000);
         if (ready == -1) {
             if (errno == EINTR)
                 continue;   /* a signal: the loop checks stop */
-            die("ppoll");
+            die("poll");
         }
         if (verbosity >= 2)
             printf("poll: %d ready of %lu\n", ready, (unsigned long)n);
@@ -323,7 +294,7 @@ int main(int argc, char **argv)
             accept_all(lfd);
         for (nfds_t i = 0; i < n; i++) {
             short re = pfds[i].revents;
-            if (pfds[i].fd == lfd || re == 0)
+            if (pfds[i].fd == lfd || pfds[i].fd == waker || re == 0)
                 continue;
             struct conn *c = conns[pfds[i].fd];
             /* An error or hang-up comes whether asked for or not; reading or writing

@@ -63,7 +63,6 @@ static int epfd;                        /* the epoll instance */
 static int edge;                        /* -e: edge-triggered */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
 static int listening = 1;               /* what the listener is registered for: EPOLLIN, or nothing */
-static sigset_t wait_mask;              /* our signal mask inside the wait */
 
 void usage(FILE *to)
 {
@@ -95,34 +94,6 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void install_signals(void)
-{
-    /* No SA_RESTART: a blocked accept() or recv() must return EINTR so we see stop. */
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
-        die("sigaction");
-    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
-        die("sigaction");
-    /* SIGINT and SIGTERM stay blocked except inside the wait, which swaps in
-     * wait_mask atomically: one that comes just before the call is then delivered
-     * inside it (EINTR), instead of waiting for the next client to wake us. */
-    sigset_t stops;
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGTERM);
-    if (sigprocmask(SIG_BLOCK, &stops, &wait_mask) == -1)
-        die("sigprocmask");
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -356,14 +327,16 @@ int main(int argc, char **argv)
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
-    install_signals();
+    int waker = catch_signals(&stop);   /* readable once SIGINT or SIGTERM came */
     int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes everyone waiting, then EAGAIN */
     if ((epfd = epoll_create1(0)) == -1)
         die("epoll_create1");
     /* Edge-triggered, accept_all() takes everyone waiting, which it does anyway. */
     struct epoll_event lev = { .events = EPOLLIN | (edge ? EPOLLET : 0), .data.fd = lfd };
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) == -1)
+    struct epoll_event wev = { .events = EPOLLIN, .data.fd = waker };
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) == -1 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, waker, &wev) == -1)  /* a signal ends the wait */
         die("epoll_ctl");
 
     while (!stop) {
@@ -371,11 +344,11 @@ int main(int argc, char **argv)
         if (accepting && !listening)    /* a descriptor freed up: watch the listener again */
             watch_listener(lfd, 1);
         /* Out of descriptors we wait at most PAUSE_S, then try accept() again. */
-        int ready = epoll_pwait(epfd, events, MAX_EVENTS, accepting ? -1 : PAUSE_S * 1000, &wait_mask);
+        int ready = epoll_wait(epfd, events, MAX_EVENTS, accepting ? -1 : PAUSE_S * 1000);
         if (ready == -1) {
             if (errno == EINTR)
                 continue;   /* a signal: the loop checks stop */
-            die("epoll_pwait");
+            die("epoll_wait");
         }
         if (verbosity >= 2)
             printf("epoll_wait: %d events\n", ready);
@@ -389,6 +362,8 @@ int main(int argc, char **argv)
                 accept_all(lfd);
                 continue;
             }
+            if (fd == waker)
+                continue;   /* stop is set: the loop ends after this batch */
             struct conn *c = conns[fd];
             uint32_t mask = events[i].events;
             /* What epoll says, kept until a read or write proves otherwise (service()).

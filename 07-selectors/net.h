@@ -1,8 +1,9 @@
 /*
  * 07-selectors/net.h: what every server and client of the lab has had since 01, moved
  * out of server.c and client.c from 04 on, where the servers grow: an option's
- * number, a peer's name, the listening socket, the protocol. Not this stage's idea:
- * in 01 to 03 they are inline, and 01 is where to read them. The same two files in
+ * number, a peer's name, the listening socket, the protocol, the signals that stop
+ * a server (from 04 on with a self-pipe, which 04's README explains). Not this
+ * stage's idea: in 01 to 03 they are inline, and 01 is where to read them. The same two files in
  * 04, 05, 06 and 07 (tests/04-select.bats checks it), so that a diff between two
  * stages still shows only the new idea.
  *
@@ -12,6 +13,7 @@
 #ifndef NET_H
 #define NET_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -28,6 +30,13 @@ void die(const char *what);
 long number(int opt, const char *arg, long max);
 
 void set_nonblocking(int fd);
+
+/* SIGINT and SIGTERM set *stop and write a byte into a pipe whose read end this
+ * returns (the self-pipe trick): a loop that watches that descriptor wakes at once,
+ * busy or idle, and sees *stop. SIGPIPE is ignored. A process forked after it calls
+ * it again, for a pipe of its own: nobody empties the pipe, and a shared one, woken
+ * by a signal to one process, would leave the others' waits returning at once. */
+int catch_signals(volatile sig_atomic_t *stop);
 
 /* An address as log lines and messages show it: "host:port", IPv6 "[host]:port". */
 void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t size);

@@ -15,8 +15,9 @@
  *                 ./server -p 8080 [-w 2];  ./client -p 8080
  *
  * Look at: main()'s loop and the callbacks on_accept() and on_conn(); the
- * self-pipe in on_signal(): sel_select() retries EINTR, so a signal wakes the loop
- * by making a registered descriptor readable.
+ * self-pipe, waker, as in 04 to 06: sel_select() retries EINTR, as Python's does,
+ * so a signal wakes the loop by making a registered descriptor readable. A worker
+ * makes a pipe of its own.
  * Pitfall: a callback may close a connection whose event is later in the same batch;
  * the library zeroes that event's mask, and the loop skips it.
  */
@@ -65,7 +66,6 @@ static unsigned long long echoed;       /* bytes sent back */
 static struct selector *sel;            /* the notes' sel = DefaultSelector() */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
 static int listening;                   /* the listener is registered in the selector */
-static int wake[2] = { -1, -1 };        /* the self-pipe: a signal makes wake[0] readable */
 static long nworkers;                   /* -w: worker processes (0: serve here) */
 static char tag[32];                    /* " (worker N)" on each log line, with -w */
 static int top_fd;                      /* the highest descriptor accept() gave us */
@@ -107,33 +107,6 @@ static void parse_options(int argc, char **argv)
                         "signals one owner process, so one worker would hear of every new client\n", prog);
         exit(2);
     }
-}
-
-/* The self-pipe trick: sel_select() retries EINTR, as Python's does, so setting
- * stop is not enough to end the wait. Writing a byte makes wake[0] readable, and
- * the loop wakes up and sees stop. write() is async-signal-safe; errno is saved
- * because the code we interrupted may be about to read it. */
-static void on_signal(int sig)
-{
-    int saved = errno;
-    (void)sig;
-    stop = 1;
-    if (wake[1] != -1 && write(wake[1], "", 1) == -1) {
-        /* EAGAIN: the pipe is full, so a wake-up is pending already */
-    }
-    errno = saved;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
-        die("sigaction");
-    /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
-    sa.sa_handler = SIG_IGN;
-    if (sigaction(SIGPIPE, &sa, NULL) == -1)
-        die("sigaction");
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -358,18 +331,14 @@ static void on_conn(struct sel_key *key, int mask)
     }
 }
 
-/* The self-pipe's read end: empty it; the loop checks stop. */
+/* The self-pipe is readable: stop is set, and the loop ends after this batch. */
 static void on_wake(struct sel_key *key, int mask)
 {
-    char buf[64];
+    (void)key;
     (void)mask;
-    /* Until -1: EAGAIN, empty (the pipe is non-blocking), or EINTR, a signal that
-     * wrote another byte, which the next turn reads. */
-    while (read(key->fd, buf, sizeof buf) > 0)
-        ;
 }
 
-static struct handler waker = { on_wake };
+static struct handler wake_handler = { on_wake };
 
 int main(int argc, char **argv)
 {
@@ -377,7 +346,7 @@ int main(int argc, char **argv)
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
-    install_signals();
+    int waker = catch_signals(&stop);   /* readable once SIGINT or SIGTERM came */
     int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes a batch, then EAGAIN */
     /* -w: the parent stays in run_workers() (workers.c) to the end; each worker
@@ -385,14 +354,11 @@ int main(int argc, char **argv)
     if (nworkers > 0) {
         long me = run_workers(nworkers, &stop);
         snprintf(tag, sizeof tag, " (worker %ld)", me);
+        waker = catch_signals(&stop);   /* a pipe of the worker's own */
     }
     if ((sel = sel_open(NULL)) == NULL)
         die("sel_open");
-    if (pipe(wake) == -1)
-        die("pipe");
-    set_nonblocking(wake[0]);
-    set_nonblocking(wake[1]);
-    if (sel_register(sel, wake[0], SEL_READ, &waker) == NULL)
+    if (sel_register(sel, waker, SEL_READ, &wake_handler) == NULL)  /* a signal ends the wait */
         die("sel_register");
     watch_listener(lfd, 1);
     if (verbosity >= 2)
@@ -422,12 +388,10 @@ int main(int argc, char **argv)
     }
     for (int fd = 0; fd <= top_fd; fd++) {
         struct sel_key *key = sel_get_key(sel, fd);
-        if (key != NULL && fd != lfd && fd != wake[0])
+        if (key != NULL && fd != lfd && fd != waker)
             close_conn(key->data);
     }
     sel_close(sel);
-    if (close(wake[0]) == -1 || close(wake[1]) == -1)
-        perror("close");
     if (close(lfd) == -1)
         perror("close");
     if (nworkers > 0) {         /* a worker: the parent adds up and prints the summary */

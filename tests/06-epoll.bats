@@ -101,7 +101,7 @@ calls_per_request() {
         calls_per_request $mode
         # 201 recvs: the 200 lines and the EOF.
         awk -v r="$recvs" -v s="$sends" 'BEGIN { exit !(r < 1.1 && s < 1.1) }'
-        [ "$ctls" -eq 2 ]       # EPOLL_CTL_ADD: the listener and the connection
+        [ "$ctls" -eq 3 ]       # EPOLL_CTL_ADD: the listener, the self-pipe and the connection
     done
 }
 
