@@ -61,17 +61,6 @@ load helpers
     done
 }
 
-# wait_asleep PID: wait until the process sleeps (state S): a worker waiting in its
-# selector, its work done and its tally published.
-wait_asleep() {
-    local tries=500
-    until [ "$(awk '{print $3}' "/proc/$1/stat")" = S ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "process $1 never went to sleep" >&2; return 1; }
-        sleep 0.02
-    done
-}
-
 @test "07 -w 2: workers killed are noticed, logged even under -q, and replaced; the summary counts their work" {
     start_server 07-selectors/server -q -w 2
     run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes

@@ -121,10 +121,65 @@ no_sanitizer_reports() {
     fi
 }
 
-# cpu_ticks PID: user + system CPU time the process has used, in clock ticks.
+# stop_flooded SIGNAL: the server started (SERVER_PID, without -q), flooded and
+# starved, gets SIGNAL; it must exit 0 with its summary within a second (3 s for a
+# sanitizer build: LeakSanitizer's exit scan). The server and its workers, if any,
+# run on CPU 0 at nice 19, and eight clients on the same CPU send and read as fast
+# as they can: whenever the server gets the CPU, every connection has data waiting,
+# so each wait returns at once. That is where pselect(), ppoll() and epoll_pwait()
+# with the signal blocked outside them fail: Linux delivers a pending signal only
+# from a wait that would have slept, and a busy server never sleeps (04, 05 and 06
+# that way took 2 to more than 10 s).
+stop_flooded() {
+    local sig=$1 limit=1000 t0 ms status=0 pid before i
+    [[ "$LAB_BIN" != */.san ]] || limit=3000
+    for pid in "$SERVER_PID" $(pgrep -P "$SERVER_PID"); do
+        taskset -pc 0 "$pid" >/dev/null
+        renice -n 19 -p "$pid" >/dev/null
+    done
+    for i in $(seq 8); do
+        background "flood$i" taskset -c 0 "$PROBE" echo -p "$PORT" -n 100000000000 -t 60
+    done
+    wait_for_count '^connected ' 8
+    # The flood is under way once the server has spent a tenth of a second on it.
+    before=$(cpu_ticks "$SERVER_PID" tree)
+    while [ $(( $(cpu_ticks "$SERVER_PID" tree) - before )) -lt $(( $(getconf CLK_TCK) / 10 )) ]; do
+        sleep 0.02
+    done
+    t0=$(date +%s%N)
+    kill -s "$sig" "$SERVER_PID"
+    # wait returns the moment the server exits (a child of this shell); one that does
+    # not is killed after 5 s and fails with 137.
+    background watchdog sh -c "sleep 5; kill -KILL $SERVER_PID"
+    wait "$SERVER_PID" || status=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    SERVER_PID=
+    echo "SIG$sig under a flood, server starved on one CPU: exit status $status, $ms ms"
+    [ "$status" -eq 0 ]
+    [ "$ms" -lt "$limit" ]
+    [[ "$(tail -n 1 "$SERVER_LOG")" =~ ^shutdown:\ served\ 8\ connections,\ echoed\ [0-9]+\ bytes$ ]]
+}
+
+# wait_asleep PID: wait until the process sleeps (state S): a server (07's worker) waiting in its
+# selector, its work done and its tally published.
+wait_asleep() {
+    local tries=500
+    until [ "$(awk '{print $3}' "/proc/$1/stat")" = S ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "process $1 never went to sleep" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
+# cpu_ticks PID [tree]: user + system CPU time the process has used, in clock ticks;
+# with tree, its children's too (07 -w's workers).
 cpu_ticks() {
+    local pids=("$1") child
+    if [ "${2:-}" = tree ]; then
+        for child in $(pgrep -P "$1"); do pids+=("$child"); done
+    fi
     # fields 14 and 15 of /proc/PID/stat; field 2 (the name) has no spaces here
-    awk '{print $14 + $15}' "/proc/$1/stat"
+    (cd /proc && awk '{ n += $14 + $15 } END { print n }' "${pids[@]/%//stat}")
 }
 
 # cpu_percent PID SECONDS: the share of one core the process used over SECONDS.

@@ -121,3 +121,31 @@ silent_client_then_sigint() {
         done
     done
 }
+
+# The multiplexing servers (04 to 08) end their wait through a self-pipe; each is
+# tested flooded and starved in tests/multiplex.bats. 07 -w has processes too: the
+# parent, and workers with pipes of their own.
+
+@test "07 -w 2: SIGINT stops the parent and its workers within a second, however busy" {
+    start_server 07-selectors/server -w 2
+    stop_flooded INT
+}
+
+@test "07 -w 2: SIGTERM to one worker leaves the other asleep (each worker's self-pipe is its own)" {
+    # Nobody empties a self-pipe: its byte stays, and the wait it is in returns at once
+    # for ever after. Shared by the workers, a signal to one would set the others
+    # spinning, their own stop flag unset.
+    start_server 07-selectors/server -q -w 2
+    mapfile -t workers < <(pgrep -P "$SERVER_PID")
+    [ "${#workers[@]}" -eq 2 ]
+    for pid in "${workers[@]}"; do
+        wait_asleep "$pid"
+    done
+    kill -TERM "${workers[0]}"
+    wait_for_line "^worker [12] \\(pid ${workers[0]}\\) exited with status 0: replaced by pid [0-9]+\$"
+    cpu=$(cpu_percent "${workers[1]}" 1)
+    echo "the other worker's CPU after the signal: $cpu %"
+    [ "$cpu" -le 10 ]
+    run "$PROBE" line -p "$PORT" -s "served on" -t 5
+    [ "$status" -eq 0 ]
+}
