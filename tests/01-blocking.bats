@@ -65,6 +65,7 @@ second_client_wait() {
     [ "$status" -eq 0 ]
     stop_pid "$SERVER_PID" TERM
     SERVER_PID=
+    cat "$SERVER_LOG"
     [ "$(wc -l <"$SERVER_LOG")" -eq 2 ]
     grep -q '^shutdown: served 1 connections, echoed 12 bytes$' "$SERVER_LOG"
 }

@@ -57,9 +57,27 @@ still_serving() {
 
 @test "$SERVER: half-close: replies owed after the client's EOF still arrive" {
     run "$PROBE" echo -p "$PORT" -n 100000
+    echo "100,000 bytes sent, then the EOF: exit status $status, $output"
     [ "$status" -eq 0 ]
     [ "$output" = "echo: sent 100000, received 100000, ok" ]
     run "$PROBE" echo -p "$PORT" -n 0
+    [ "$status" -eq 0 ]
+}
+
+@test "$SERVER: a line and the EOF behind it, both there before the server looks: the reply, then the close" {
+    # The server is stopped while the client connects, sends 10 bytes and half-closes,
+    # so the server finds the data and the EOF together (the socket in CLOSE-WAIT)
+    # and reads them with one readiness: a recv() that returns the 10 bytes leaves
+    # the EOF in the socket. Edge-triggered, it is not reported again: only a server
+    # that reads on until EOF or EAGAIN closes the connection.
+    kill -STOP "$SERVER_PID"
+    background late "$PROBE" echo -p "$PORT" -n 10 -t 5
+    late=$LAST_PID
+    wait_for_tcp_state "$PORT" 08           # CLOSE-WAIT: the data and the FIN are in
+    kill -CONT "$SERVER_PID"
+    status=0
+    wait "$late" || status=$?
+    echo "10 bytes and the EOF at once: exit status $status, $(cat "$BATS_TEST_TMPDIR/late.out")"
     [ "$status" -eq 0 ]
 }
 

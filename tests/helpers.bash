@@ -73,6 +73,18 @@ wait_for_backlog() {
     done
 }
 
+# wait_for_tcp_state PORT STATE: wait until a connection to local PORT is in STATE,
+# as /proc/net/tcp writes it (hex: 01 ESTABLISHED, 08 CLOSE-WAIT...), accepted or not.
+wait_for_tcp_state() {
+    local port tries=500
+    port=$(printf ':%04X' "$1")
+    until awk -v port="$port" -v state="$2" '$2 ~ port "$" && $4 == state { found = 1 } END { exit !found }' /proc/net/tcp; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "timed out waiting for a connection to :$1 in state $2" >&2; return 1; }
+        sleep 0.02
+    done
+}
+
 # background NAME COMMAND...: run COMMAND with stdout in $BATS_TEST_TMPDIR/NAME.out;
 # teardown stops it. Its PID is in LAST_PID.
 background() {
@@ -98,8 +110,35 @@ stop_pid() {
     wait "$pid" 2>/dev/null
 }
 
+# report_server: after a failed test, what became of the server, a student's first
+# question: still running, or gone and how (a signal by name: SIGPIPE, SIGABRT...),
+# and the last lines of its stderr (a message, a sanitizer report's first lines).
+report_server() {
+    local status=0 sig
+    if [ "$(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null)" = Z ] ||
+            ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        wait "$SERVER_PID" 2>/dev/null || status=$?
+        SERVER_PID=
+        if [ "$status" -gt 128 ] && sig=$(kill -l "$((status - 128))" 2>/dev/null); then
+            echo "the server is gone: exit status $status, killed by SIG$sig"
+        else
+            echo "the server is gone: exit status $status"
+        fi
+    else
+        echo "the server is still running"
+    fi
+    if [ -s "$SERVER_LOG.err" ]; then
+        echo "its stderr, first lines:"
+        head -n 12 "$SERVER_LOG.err"
+    fi
+}
+
 teardown() {
     local pid
+    # BATS_TEST_COMPLETED is set once the test's body has passed.
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "$SERVER_PID" ]; then
+        report_server
+    fi
     for pid in "${BACKGROUND_PIDS[@]}"; do
         stop_pid "$pid" || true
     done

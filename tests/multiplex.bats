@@ -23,6 +23,7 @@ start() {
     # Ten clients at once, each with a 2 s deadline: a server stuck on the
     # flooder would miss it by far.
     run "$PROBE" churn -p "$PORT" -n 10 -c 10 -t 2
+    echo "ten other clients while flooded (2 s deadline): exit status $status ${output:-(no output)}"
     [ "$status" -eq 0 ]
     run "$PROBE" line -p "$PORT" -s other -T -t 2
     [ "$status" -eq 0 ]

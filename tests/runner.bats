@@ -66,23 +66,60 @@ last_line() {
     [ "$(last_line)" = "1 passed, 1 failed, 0 skipped" ]
 }
 
-# tests/pitfalls (make pitfalls) on two patches of its own: one that changes only a
-# comment, which no test can catch, and one that does not apply.
-@test "pitfalls runner: a harmless patch is MISSED, one that does not apply is BROKEN, and both fail the run" {
+# tests/pitfalls (make pitfalls) on patches of its own: one that changes only a
+# comment, which no test can catch; one that does not apply; one without a Shows:
+# line; and one that its test catches, but whose Shows: the test's output lacks.
+@test "pitfalls runner: a harmless patch is MISSED, a stale or headless one BROKEN, a catch without its symptom UNSEEN; each fails the run" {
     local root="$BATS_TEST_DIRNAME/.." src="$BATS_TEST_DIRNAME/../01-blocking/server.c"
-    header() {
+    header() {      # header PITFALL [SHOWS]
         printf '%s\n' "Pitfall: $1" "Test: tests/01-blocking.bats: 01 server -q: logs only the start line" \
-            "Build: plain 01-blocking/server 01-blocking/client" ""
+            "Build: plain 01-blocking/server 01-blocking/client"
+        [ -z "${2:-}" ] || printf '%s\n' "Shows: $2"
+        echo
     }
-    { header "a comment changed"
-      diff -u --label a/01-blocking/server.c --label b/01-blocking/server.c \
-          "$src" <(sed '2s/.*/ * a comment, changed/' "$src") || true; } >"$BATS_TEST_TMPDIR/harmless.patch"
-    { header "a patch of a file that is not there"
+    # patch_of NAME SED: a patch of 01's server.c, edited by SED.
+    patch_of() {
+        diff -u --label a/01-blocking/server.c --label b/01-blocking/server.c \
+            "$src" <(sed "$2" "$src") || true
+    }
+    { header "a comment changed" "anything"
+      patch_of harmless '2s/.*/ * a comment, changed/'; } >"$BATS_TEST_TMPDIR/harmless.patch"
+    { header "a patch of a file that is not there" "anything"
       printf '%s\n' "--- a/01-blocking/nothing.c" "+++ b/01-blocking/nothing.c" "@@ -1 +1 @@" "-a" "+b"
     } >"$BATS_TEST_TMPDIR/stale.patch"
-    run "$root/tests/pitfalls" "$BATS_TEST_TMPDIR/harmless.patch" "$BATS_TEST_TMPDIR/stale.patch"
+    # -q no longer hides "connected": the test fails, but not with what Shows: wants.
+    { header "connected logged under -q" "a symptom nobody prints"
+      patch_of noisy '0,/verbosity >= 1/s//verbosity >= 0/'; } >"$BATS_TEST_TMPDIR/noisy.patch"
+    { header "connected logged under -q, no Shows: line"
+      patch_of noisy '0,/verbosity >= 1/s//verbosity >= 0/'; } >"$BATS_TEST_TMPDIR/headless.patch"
+    run "$root/tests/pitfalls" "$BATS_TEST_TMPDIR/harmless.patch" "$BATS_TEST_TMPDIR/stale.patch" \
+        "$BATS_TEST_TMPDIR/noisy.patch" "$BATS_TEST_TMPDIR/headless.patch"
     echo "$output"
     [ "$status" -ne 0 ]
     [[ "${lines[0]}" == "MISSED  "*"/harmless  (tests/01-blocking.bats: 01 server -q"*"passed)" ]]
     [[ "${lines[1]}" == "BROKEN  "*"/stale  (does not apply"* ]]
+    [[ "$output" == *$'\n'"UNSEEN  "*"/noisy  (caught by tests/01-blocking.bats: 01 server -q"*"no line matching /a symptom nobody prints/)"* ]]
+    [[ "${lines[-1]}" == "BROKEN  "*"/headless  (no Test:, Shows: or Build: line in its header)" ]]
+}
+
+@test "pitfalls runner: a live run (patches named) shows the symptom and the time; make pitfalls (none named) one line each" {
+    local root="$BATS_TEST_DIRNAME/.." src="$BATS_TEST_DIRNAME/../01-blocking/server.c"
+    { printf '%s\n' "Pitfall: the summary's count lost" "Seen: the summary says 0 connections" \
+          "Shows: ^shutdown: served 0 connections" \
+          "Test: tests/01-blocking.bats: 01 server -q: logs only the start line" \
+          "Build: plain 01-blocking/server 01-blocking/client" ""
+      diff -u --label a/01-blocking/server.c --label b/01-blocking/server.c \
+          "$src" <(sed 's/^        served++;$/        served += 0;/' "$src") || true
+    } >"$BATS_TEST_TMPDIR/uncounted.patch"
+    grep -q '^+        served += 0;$' "$BATS_TEST_TMPDIR/uncounted.patch"
+    # The test's grep for the summary fails silently: make it say what it saw.
+    run "$root/tests/pitfalls" "$BATS_TEST_TMPDIR/uncounted.patch"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" =~ ^caught\ \ .*/uncounted\ \ by\ \ tests/01-blocking\.bats:\ .*\ \ \([0-9]+\.[0-9]\ s\)$ ]]
+    [ "${lines[1]}" = "  Seen: the summary says 0 connections" ]
+    [[ "$output" == *$'\n'"    | shutdown: served 0 connections, echoed 12 bytes"* ]]
+    [ "${#lines[@]}" -le 18 ]
+    PITFALLS_SHOW=0 run "$root/tests/pitfalls" "$BATS_TEST_TMPDIR/uncounted.patch"
+    [ "${#lines[@]}" -eq 1 ]
 }
