@@ -69,3 +69,44 @@ bats_require_minimum_version 1.5.0     # for "run !"
         grep -q ">$model</text>" "$out"
     done
 }
+
+# Run draw with its stderr apart: a normal draw prints nothing at all.
+draw_quiet() {
+    run --separate-stderr "$LAB_ROOT/tests/pictures/draw" "$@"
+    [ "$status" -eq 0 ] || { echo "exit $status: $stderr"; false; }
+    [ -z "$stderr" ] || { echo "draw said: $stderr"; false; }
+}
+
+@test "pictures: 02's timeline has every client's marks, and draw says nothing" {
+    out="$BATS_TEST_TMPDIR/02.svg"
+    mkdir "$BATS_TEST_TMPDIR/keep"
+    LAB_PICTURES_KEEP="$BATS_TEST_TMPDIR/keep" draw_quiet 02-nonblocking/server "$out"
+    plan="$BATS_TEST_TMPDIR/keep/plan"
+    # A and B send three lines, C one; only each client's first is answered.
+    count() { awk -v k="$1" -v c="$2" '$1 == "tick" && $2 == k && $4 == c { n++ } END { print n + 0 }' "$plan"; }
+    for c in A B; do
+        [ "$(count "c$c" send)" -eq 3 ] && [ "$(count "c$c" reply)" -eq 1 ] && [ "$(count "c$c" lost)" -eq 2 ] ||
+            { echo "client $c:"; grep " c$c " "$plan"; false; }
+    done
+    [ "$(count cC send)" -eq 1 ] && [ "$(count cC reply)" -eq 1 ] && [ "$(count cC lost)" -eq 0 ]
+    # each client was accepted: the server's log named its port
+    for c in A B C; do grep -q "^span c$c [0-9.]* [0-9.]* served$" "$plan" || { grep " c$c " "$plan"; false; }; done
+    # and the picture draws them: 7 lines sent, 3 replies, 4 losses
+    [ "$(grep -c 'stroke="#1f5fbf"' "$out")" -eq 7 ]
+    [ "$(grep -c 'stroke="#1e7b34"' "$out")" -eq 3 ]
+    [ "$(grep -c 'stroke="#d62728"' "$out")" -eq 4 ]
+}
+
+@test "pictures: draw fails, and says why, when a step of its own fails" {
+    # A readlink that fails: draw cannot tell which port is whose, inside a client
+    # running in the background. That must fail the draw, not draw a picture without it.
+    mkdir "$BATS_TEST_TMPDIR/bin"
+    printf '#!/bin/sh\nexit 1\n' >"$BATS_TEST_TMPDIR/bin/readlink"
+    chmod +x "$BATS_TEST_TMPDIR/bin/readlink"
+    PATH="$BATS_TEST_TMPDIR/bin:$PATH" run --separate-stderr \
+        "$LAB_ROOT/tests/pictures/draw" 04-select/server "$BATS_TEST_TMPDIR/t.svg"
+    echo "exit $status: $stderr"
+    [ "$status" -ne 0 ]
+    [[ $stderr == *draw:* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/t.svg" ]
+}
