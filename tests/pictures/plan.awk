@@ -151,7 +151,7 @@ END {
             if (i > 1 && (tid in tidport) && (tidport[tid] in portname)) label = label " of " portname[tidport[tid]]
             print "row s" tid " " label " (" tid ")"
             if (rows == "spin") {
-                printf "span s%s %.1f %.1f spin spinning (failed calls not drawn)\n", tid, ms(sfirst), ms(slast)
+                printf "span s%s %.1f %.1f spin\n", tid, ms(sfirst), ms(slast)
                 used["spin"] = 1
             }
         }
@@ -204,10 +204,10 @@ END {
     legend["lost"] = "line never answered"
     legend["blocked"] = "blocked in the call named"
     legend["sleep"] = "sleeping"
-    legend["spin"] = "busy: never blocks"
+    legend["spin"] = "busy: never blocks (only its calls that succeeded are drawn)"
     legend["call"] = "a call that returned at once"
-    legend["handed"] = "descriptors handed to the call"
-    legend["ready"] = "descriptors it returned ready"
+    legend["handed"] = "descriptors handed to the call (the first number)"
+    legend["ready"] = "descriptors it returned ready (the second)"
     legend["parked"] = "coroutine alive, parked"
     legend["run"] = "coroutine running: a read or write"
     legend["stall"] = "sending, reading nothing"
