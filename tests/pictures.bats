@@ -68,6 +68,13 @@ bats_require_minimum_version 1.5.0     # for "run !"
     for model in "1 blocking" "2 non-blocking" "3 multiplexing" "4 signal-driven" "5 asynchronous"; do
         grep -q ">$model</text>" "$out"
     done
+    # The white boxes (F_SETSIG, submit the read) have their legend entry.
+    grep -q '>a call that returns at once</text>' "$out"
+    # Models 4 and 5 leave the process free to run, and the lab's servers, with nothing
+    # else to do, wait in sigtimedwait() and io_uring_enter(): "runs on" is model 2's alone.
+    grep -q '>sigtimedwait()</text>' "$out"
+    grep -q '>io_uring_enter()</text>' "$out"
+    [ "$(grep -c '>runs on</text>' "$out")" -eq 3 ]
 }
 
 # Run draw with its stderr apart: a normal draw prints nothing at all.
