@@ -195,6 +195,7 @@ S 1000100500 7 rt_sigtimedwait([IO RT_2], {si_signo=SIGRT_2, si_code=0x1, si_int
 S 1000220600 7 poll([{fd=3, events=POLLIN}, {fd=4, events=POLLIN}], 24, -1) = 1 ([{fd=4, revents=POLLIN}]) <0.000011>
 S 1000220700 7 rt_sigtimedwait([IO RT_2], {si_signo=SIGRT_2, si_code=0x1, si_int=4, si_ptr=0x4}, NULL, 8) = 34 (SIGRT_2) <0.600000>
 S 1000990000 7 poll([{fd=3, events=POLLIN}, {fd=4, events=POLLIN}], 25, -1) = 25 ([{fd=4, revents=POLLIN}]) <0.000011>
+S 1000995000 7 poll([{fd=3, events=POLLIN}, {fd=4, events=POLLIN}], 25, -1) = -1 EINTR (Interrupted system call) <0.000011>
 REC
     draw_record scan
     run overlaps "$BATS_TEST_TMPDIR/r.svg"
@@ -204,4 +205,7 @@ REC
     # each call's numbers beside it, the one at the right edge too, and the scale's top
     for n in "1 / " "24 / " "25 / "; do grep -q ">$n<tspan[^>]*>[0-9]*</tspan></text>" "$BATS_TEST_TMPDIR/r.svg"; done
     grep -q 'text-anchor="end">25</text>' "$BATS_TEST_TMPDIR/r.svg"
+    # a call that failed (EINTR, at the end of a run) returned no descriptor: no bar
+    run ! grep -q -- '-1</tspan>' "$BATS_TEST_TMPDIR/r.svg"
+    [ "$(grep -c '^bar ' "$BATS_TEST_TMPDIR/plan")" -eq 3 ]
 }

@@ -93,7 +93,9 @@ $1 == "S" {
     } else if (who != "" && call !~ /^close$/ && res !~ /^-1/ || call ~ /^accept/ && res ~ /^[0-9]+$/) {
         nst++; stk[nst] = tid; stat[nst] = t
     }
-    if (call == "poll" || call == "ppoll") {
+    if (res ~ /^-/) {
+        # a readiness call that failed (EINTR: the SIGTERM that ends the run) has no bar
+    } else if (call == "poll" || call == "ppoll") {
         if (match(line, /\], [0-9]+, /)) { nb++; bat[nb] = t; bhand[nb] = substr(line, RSTART + 3, RLENGTH - 5) + 0; bready[nb] = res + 0 }
     } else if (call == "select" || call == "pselect6") {
         nb++; bat[nb] = t; bhand[nb] = fd + 0; bready[nb] = res + 0
