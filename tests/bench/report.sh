@@ -339,14 +339,22 @@ echo
 sed -n '/^## Coroutine switch/,$p' "$out/bench.md"
 echo "Written: $out/bench.md, $out/bench.svg"
 
+# The bars start right of the longest label, so that no label runs into its bar: 7 px a
+# character at font-size 12, a little more than sans-serif fonts take.
+bar_labels=("${labels[@]}")
+for label in "${labels[@]}"; do for k in "${idle_counts[@]}"; do bar_labels+=("$label, K=$k"); done; done
+for label in "${open_labels[@]}"; do bar_labels+=("$label, p99.9"); done
+for what in "${!switch_ns[@]}"; do bar_labels+=("${what%% *}"); done
+bx=150
+for label in "${bar_labels[@]}"; do [ $((10 + 7 * ${#label} + 12)) -le "$bx" ] || bx=$((10 + 7 * ${#label} + 12)); done
 # svg_bar Y HEIGHT LABEL SHOWN WIDTH COLOUR: one labelled bar, or (WIDTH "-") a grey note.
 svg_bar() {
     echo "<text x='10' y='$(($1 + $2 - 3))'>$3</text>"
     if [ "$5" = - ]; then
-        echo "<text x='150' y='$(($1 + $2 - 3))' fill='#888'>$4</text>"
+        echo "<text x='$bx' y='$(($1 + $2 - 3))' fill='#888'>$4</text>"
     else
-        echo "<rect x='150' y='$1' width='$5' height='$2' fill='$6'/>"
-        echo "<text x='$((156 + $5))' y='$(($1 + $2 - 3))'>$4</text>"
+        echo "<rect x='$bx' y='$1' width='$5' height='$2' fill='$6'/>"
+        echo "<text x='$((bx + 6 + $5))' y='$(($1 + $2 - 3))'>$4</text>"
     fi
 }
 svg_title() { echo "<text x='10' y='$1' font-size='14' font-weight='bold'>$2</text>"; }
@@ -441,10 +449,14 @@ y=30
         svg_bar "$y" 16 "${what%% *}" "$ns ns: ${what#* }" "$R" '#9bbb59'
         y=$((y + 22))
     done < <(for what in "${!switch_ns[@]}"; do echo "$what|${switch_ns["$what"]}"; done | sort)
-    echo "<text x='10' y='$((y + 20))' fill='#555'>$machine, $when; a system call $syscall_ns ns, a loopback round trip $roundtrip_us µs</text>"
+    footer="$machine, $when; a system call $syscall_ns ns, a loopback round trip $roundtrip_us µs"
+    echo "<text x='10' y='$((y + 20))' fill='#555'>$footer</text>"
 } >"$tmp/svg_body"
+# Wide enough for the longest bar and its figure, and for the footer line.
+svg_w=$((bx + 450 + 6 + 170))
+[ $((10 + 7 * ${#footer} + 10)) -le "$svg_w" ] || svg_w=$((10 + 7 * ${#footer} + 10))
 {
-    echo "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='$((y + 40))' font-family='sans-serif' font-size='12'>"
+    echo "<svg xmlns='http://www.w3.org/2000/svg' width='$svg_w' height='$((y + 40))' font-family='sans-serif' font-size='12'>"
     echo "<rect width='100%' height='100%' fill='white'/>"
     cat "$tmp/svg_body"
     echo "</svg>"

@@ -93,7 +93,9 @@ $1 == "S" {
     } else if (who != "" && call !~ /^close$/ && res !~ /^-1/ || call ~ /^accept/ && res ~ /^[0-9]+$/) {
         nst++; stk[nst] = tid; stat[nst] = t
     }
-    if (call == "poll" || call == "ppoll") {
+    if (res ~ /^-/) {
+        # a readiness call that failed (EINTR: the SIGTERM that ends the run) has no bar
+    } else if (call == "poll" || call == "ppoll") {
         if (match(line, /\], [0-9]+, /)) { nb++; bat[nb] = t; bhand[nb] = substr(line, RSTART + 3, RLENGTH - 5) + 0; bready[nb] = res + 0 }
     } else if (call == "select" || call == "pselect6") {
         nb++; bat[nb] = t; bhand[nb] = fd + 0; bready[nb] = res + 0
@@ -151,7 +153,7 @@ END {
             if (i > 1 && (tid in tidport) && (tidport[tid] in portname)) label = label " of " portname[tidport[tid]]
             print "row s" tid " " label " (" tid ")"
             if (rows == "spin") {
-                printf "span s%s %.1f %.1f spin spinning (failed calls not drawn)\n", tid, ms(sfirst), ms(slast)
+                printf "span s%s %.1f %.1f spin\n", tid, ms(sfirst), ms(slast)
                 used["spin"] = 1
             }
         }
@@ -204,10 +206,10 @@ END {
     legend["lost"] = "line never answered"
     legend["blocked"] = "blocked in the call named"
     legend["sleep"] = "sleeping"
-    legend["spin"] = "busy: never blocks"
+    legend["spin"] = "busy: never blocks (only its calls that succeeded are drawn)"
     legend["call"] = "a call that returned at once"
-    legend["handed"] = "descriptors handed to the call"
-    legend["ready"] = "descriptors it returned ready"
+    legend["handed"] = "descriptors handed to the call (the first number)"
+    legend["ready"] = "descriptors it returned ready (the second)"
     legend["parked"] = "coroutine alive, parked"
     legend["run"] = "coroutine running: a read or write"
     legend["stall"] = "sending, reading nothing"

@@ -6,6 +6,14 @@
 function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
 function x(t) { return px0 + t * scale }
 function rest(from,    s, i) { s = $from; for (i = from + 1; i <= NF; i++) s = s " " $i; return s }
+# fit(S, W): S if it fits in W pixels at font-size 10, else as much of it as fits and
+# "…" (three characters at least), else nothing. 5.6 px a character: wide enough for
+# the sans-serif fonts of GitHub and of rsvg.
+function fit(s, w,    n) {
+    if (w >= 5.6 * length(s) + 6) return s
+    n = int((w - 6) / 5.6) - 1
+    return n >= 3 ? substr(s, 1, n) "…" : ""
+}
 
 BEGIN {
     W = 900; lx = 205; px0 = 215; px1 = 880
@@ -33,7 +41,7 @@ END {
     y = 62
     for (i = 1; i <= n; i++) {
         top[i] = y
-        y += (kind[i] == "group") ? 24 : (kind[i] == "scan") ? 46 : 26
+        y += (kind[i] == "group") ? 24 : (kind[i] == "scan") ? 60 : 26
     }
     axis = y + 6
     # the legend, laid out in lines before the height is known
@@ -65,16 +73,24 @@ END {
             printf "<text x=\"20\" y=\"%d\" font-size=\"11\" font-style=\"italic\" fill=\"#555\">%s</text>\n", top[i] + 17, esc(text[i])
             continue
         }
-        h = (kind[i] == "scan") ? 46 : 26
+        h = (kind[i] == "scan") ? 60 : 26
         printf "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#222\" text-anchor=\"end\">%s</text>\n", lx, top[i] + h / 2 + 4, esc(text[i])
         printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#f2f2f2\"/>\n", px0, top[i] + h, px1, top[i] + h
     }
 
-    # scan rows: the tallest bar, or every descriptor the server holds, sets the scale
+    # scan rows: the tallest bar, or every descriptor the server holds, sets the scale,
+    # drawn at the row's left: a dotted line at that height, its number, and 0
     for (j = 1; j <= m; j++) {
         split(item[j], f, " ")
         if (f[1] == "bar" && f[4] + 0 > barmax) barmax = f[4] + 0
         if (f[1] == "bar" && f[5] + 0 > barmax) barmax = f[5] + 0
+    }
+    if (barmax > 0 && ("scan" in rowof)) {
+        yy = top[rowof["scan"]]
+        printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#c8c8c8\" stroke-dasharray=\"2,3\"/>\n", px0, yy + 18, px1, yy + 18
+        printf "<text x=\"%d\" y=\"%d\" font-size=\"9\" fill=\"#444\" text-anchor=\"end\">%d</text>\n", px0 - 3, yy + 21, barmax
+        printf "<text x=\"%d\" y=\"%d\" font-size=\"9\" fill=\"#444\" text-anchor=\"end\">0</text>\n", px0 - 3, yy + 56
+        labelend = 0        # where the last "handed / ready" label ends
     }
     for (j = 1; j <= m; j++) {
         nf = split(item[j], f, " ")
@@ -88,7 +104,8 @@ END {
                 (cl == "blocked") ? " stroke=\"#5b8fc7\" stroke-width=\"0.5\"" : ""
             s = ""
             for (k = 6; k <= nf; k++) s = s (k > 6 ? " " : "") f[k]
-            if (s != "" && w >= 6 * length(s) + 6)
+            if (s != "") s = fit(s, w)
+            if (s != "")
                 printf "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"#123\">%s</text>\n", x(t) + 3, yy + 17, esc(s)
         } else if (f[1] == "tick") {
             cl = f[4]
@@ -96,28 +113,43 @@ END {
             if (cl == "call") inked[f[2], int(x(t))] = 1
             if (cl == "call") {
                 printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\"/>\n", x(t), yy + 8, x(t), yy + 18, fill[cl]
-            } else {
-                printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", x(t), yy + 3, x(t), yy + 23, fill[cl]
+            } else if (cl == "send") {    # the upper half: a reply a pixel later cannot hide it
+                printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", x(t), yy + 2, x(t), yy + 13, fill[cl]
+            } else {                    # reply, lost, run: the lower half
+                printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", x(t), cl == "run" ? yy + 3 : yy + 13, x(t), yy + 24, fill[cl]
                 if (cl == "lost")
-                    printf "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" font-weight=\"bold\" fill=\"%s\" text-anchor=\"middle\">×</text>\n", x(t) + 7, yy + 11, fill[cl]
+                    printf "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" font-weight=\"bold\" fill=\"%s\" text-anchor=\"middle\">×</text>\n", x(t) + 7, yy + 24, fill[cl]
             }
         } else if (f[1] == "bar" && barmax > 0) {
+            # side by side: handed (grey) left of the call's time, ready (green) right
             if ((int(x(t)), f[4], f[5]) in inked) continue     # the same bar on the same pixel
             inked[int(x(t)), f[4], f[5]] = 1
-            base = yy + 42
-            hh = (f[4] + 0) * 36 / barmax
-            if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"3\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 1.5, base - hh, hh, fill["handed"]
-            hh = (f[5] + 0) * 36 / barmax
+            base = yy + 56
+            hh = (f[4] + 0) * 38 / barmax
             if (hh > 0 && hh < 2) hh = 2
-            if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"3\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 1.5, base - hh, hh, fill["ready"]
+            if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"2.5\" height=\"%.1f\" fill=\"%s\"/>\n", x(t) - 2.5, base - hh, hh, fill["handed"]
+            hh = (f[5] + 0) * 38 / barmax
+            if (hh > 0 && hh < 2) hh = 2
+            if (hh > 0) printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"2.5\" height=\"%.1f\" fill=\"%s\"/>\n", x(t), base - hh, hh, fill["ready"]
+            # the numbers above the call, where the last label leaves room
+            lw = 5 * length(f[4] " / " f[5]) + 2
+            lx0 = x(t) - lw / 2
+            if (lx0 < px0) lx0 = px0
+            if (lx0 + lw > W - 4) lx0 = W - 4 - lw
+            if (lx0 >= labelend + 4) {
+                printf "<text x=\"%.1f\" y=\"%d\" font-size=\"9\" fill=\"#555\">%d / <tspan fill=\"#1a7f1a\" font-weight=\"bold\">%d</tspan></text>\n", lx0, yy + 11, f[4], f[5]
+                labelend = lx0 + lw
+            }
         }
     }
-    if (barmax > 0 && ("scan" in rowof))
-        printf "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#444\">%d</text>\n", px1 + 3, top[rowof["scan"]] + 12, barmax
 
     for (i = 1; i <= nl; i++) {
         cl = lcl[i]
-        if (cl == "send" || cl == "reply" || cl == "lost" || cl == "call" || cl == "run")
+        if (cl == "send")
+            printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"8\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 12, fill[cl]
+        else if (cl == "reply" || cl == "lost")
+            printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"8\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 4, fill[cl]
+        else if (cl == "call" || cl == "run")
             printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"14\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 11, fill[cl]
         else
             printf "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"12\" fill=\"%s\"%s/>\n", legx[i], legy[i] - 10, fill[cl], \
