@@ -41,6 +41,7 @@
 #define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
+#define TAG_MAX 32              /* " (worker N)" */
 
 struct handler {                /* what a key's data points to: the notes' callback */
     void (*callback)(struct sel_key *key, int mask);
@@ -53,7 +54,7 @@ struct conn {
     char *queue;                /* replies the kernel has not taken: queue[head..tail), */
     size_t head, tail, cap;     /* in cap bytes taken when needed; NULL when none wait */
     int events;                 /* what it is registered for: SEL_READ, SEL_WRITE */
-    char peer[PEER_MAX];
+    char peer[PEER_MAX + TAG_MAX];
 };
 
 const char *prog;                       /* argv[0], for messages (net.h) */
@@ -67,7 +68,7 @@ static struct selector *sel;            /* the notes' sel = DefaultSelector() */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
 static int listening;                   /* the listener is registered in the selector */
 static long nworkers;                   /* -w: worker processes (0: serve here) */
-static char tag[32];                    /* " (worker N)" on each log line, with -w */
+static char tag[TAG_MAX];               /* " (worker N)" after each peer and warning, with -w */
 static int top_fd;                      /* the highest descriptor accept() gave us */
 
 void usage(FILE *to)
@@ -172,8 +173,9 @@ static void accept_all(int lfd)
             printf("accepting again%s\n", tag);
         out_of_fds = 0;
         accepting = 1;
-        char peer[PEER_MAX];
-        peer_name((struct sockaddr *)&addr, len, peer, sizeof peer);
+        char peer[PEER_MAX + TAG_MAX];      /* with -w, the worker's tag too */
+        peer_name((struct sockaddr *)&addr, len, peer, PEER_MAX);
+        strcat(peer, tag);
         set_nonblocking(fd);
         if ((c = calloc(1, sizeof *c)) == NULL)
             die("calloc");
@@ -186,7 +188,7 @@ static void accept_all(int lfd)
                 die("sel_register");
             /* The select backend cannot watch it: refuse this client, serve the rest.
              * A warning, shown even with -q. */
-            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)%s\n", peer, fd, FD_SETSIZE, tag);
+            printf("refused %s: descriptor %d >= FD_SETSIZE (%d)\n", peer, fd, FD_SETSIZE);
             if (close(fd) == -1)
                 perror("close");
             free(c);
@@ -196,7 +198,7 @@ static void accept_all(int lfd)
         if (fd > top_fd)
             top_fd = fd;
         if (verbosity >= 1)
-            printf("connected %s%s\n", c->peer, tag);
+            printf("connected %s\n", c->peer);
     }
 }
 
@@ -248,7 +250,7 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
         n = 0;              /* all of it waits */
     }
     if (n > 0 && verbosity >= 2)
-        printf("wrote %s %zd bytes%s\n", c->peer, n, tag);
+        printf("wrote %s %zd bytes\n", c->peer, n);
     echoed += (unsigned long long)n;
     if (queued) {
         c->head += (size_t)n;
@@ -280,7 +282,7 @@ static ssize_t service(struct conn *c, int readable)
         n = recv(c->fd, buf, room, 0);
         if (n > 0) {
             if (verbosity >= 2)
-                printf("read %s %zd bytes%s\n", c->peer, n, tag);
+                printf("read %s %zd bytes\n", c->peer, n);
             got = (size_t)n;
             upper(buf, got);
         } else if (n == 0) {
@@ -304,7 +306,7 @@ static void close_conn(struct conn *c)
     if (close(c->fd) == -1)
         perror("close");
     if (verbosity >= 1)
-        printf("closed %s%s\n", c->peer, tag);
+        printf("closed %s\n", c->peer);
     free(c->queue);
     free(c);
     accepting = 1;              /* a descriptor is free: try the backlog again */
@@ -331,15 +333,6 @@ static void on_conn(struct sel_key *key, int mask)
     }
 }
 
-/* The self-pipe is readable: stop is set, and the loop ends after this batch. */
-static void on_wake(struct sel_key *key, int mask)
-{
-    (void)key;
-    (void)mask;
-}
-
-static struct handler wake_handler = { on_wake };
-
 int main(int argc, char **argv)
 {
     parse_options(argc, argv);
@@ -358,7 +351,7 @@ int main(int argc, char **argv)
     }
     if ((sel = sel_open(NULL)) == NULL)
         die("sel_open");
-    if (sel_register(sel, waker, SEL_READ, &wake_handler) == NULL)  /* a signal ends the wait */
+    if (sel_register(sel, waker, SEL_READ, NULL) == NULL)  /* a signal ends the wait */
         die("sel_register");
     watch_listener(lfd, 1);
     if (verbosity >= 2)
@@ -379,8 +372,8 @@ int main(int argc, char **argv)
             accept_all(lfd);
         for (int i = 0; i < ready; i++) {
             struct sel_event *e = &events[i];
-            if (e->mask == 0)
-                continue;   /* an earlier callback unregistered this key */
+            if (e->mask == 0 || e->key->data == NULL)
+                continue;   /* a key an earlier callback unregistered, or the self-pipe */
             /* The notes' callback = key.data; callback(key.fileobj, mask) */
             struct handler *h = e->key->data;
             h->callback(e->key, e->mask);
