@@ -67,10 +67,67 @@ no_conclusion_after() {
     run bash -c "printf '\n' | PAUSE=1 STAGE=02 '$ROOT/tests/demo'"
     echo "$output"
     [ "$status" -eq 0 ]
-    [ "${lines[0]}" = "-- next: stage 02" ]
-    [[ "${lines[1]}" == "   look at: "* ]]
-    [[ "${lines[2]}" == "   ask the class first: "* ]]
+    [ "${lines[0]}" = "-- next: stage 02, step 1 of 1" ]
+    [[ "${lines[1]}" == "   look at: "?* ]]
+    [[ "${lines[2]}" == "   ask the class first: "?* ]]
     [[ "$output" == *"== 02-nonblocking: "*"-> "* ]]
+}
+
+# Every "== " heading must come right after its own pause: "-- next: stage NN, step I
+# of M", what to look at, what to ask (neither empty), "(Enter to run it)".
+each_step_paused() {
+    local i n=0 steps=$1
+    for i in "${!lines[@]}"; do
+        [[ ${lines[i]} == "== "* ]] || continue
+        n=$((n + 1))
+        [ "$i" -ge 4 ] || { echo "heading $i has no pause before it" >&2; return 1; }
+        [[ ${lines[i - 4]} == "-- next: stage "*", step $n of $steps" ]] \
+            || { echo "before '${lines[i]}': '${lines[i - 4]}'" >&2; return 1; }
+        [[ ${lines[i - 3]} == "   look at: "?* ]] && [[ ${lines[i - 2]} == "   ask the class first: "?* ]] \
+            && [ "${lines[i - 1]}" = "   (Enter to run it)" ] || { echo "pause before '${lines[i]}' incomplete" >&2; return 1; }
+    done
+    [ "$n" -eq "$steps" ] || { echo "$n headings, $steps steps" >&2; return 1; }
+    [ "$(grep -c '^-- next: ' <<<"$output")" -eq "$steps" ]
+}
+
+@test "demo PAUSE=1: a pause before each step, not each stage (01: two steps, two pauses)" {
+    run bash -c "printf '\n\n' | PAUSE=1 STAGE=01 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    each_step_paused 2
+    [[ "${lines[4]}" == "== 01-blocking: the iterative server"* ]]
+    [[ "$output" == *"   ask the class first: three replies are waiting: how many does one recv() return?"$'\n'"   (Enter to run it)"$'\n'"== 01-blocking: TCP is a stream (note 002)"* ]]
+}
+
+# wait_out FILE REGEX [N]: until N lines of FILE (default 1) match (at most 30 s).
+wait_out() {
+    local i
+    for i in $(seq 1500); do
+        [ "$(grep -c -- "$2" "$1")" -lt "${3:-1}" ] || return 0
+        sleep 0.02
+    done
+    echo "not ${3:-1} '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+@test "demo PAUSE=1: each pause waits for Enter before its step runs" {
+    local out=$BATS_TEST_TMPDIR/out fifo=$BATS_TEST_TMPDIR/enter pid enter
+    mkfifo "$fifo"
+    PAUSE=1 STAGE=01 "$ROOT/tests/demo" <"$fifo" >"$out" 2>&1 &
+    pid=$!
+    exec {enter}>"$fifo"
+    wait_out "$out" '^   (Enter to run it)$'
+    ! grep -q '^== ' "$out"                 # nothing runs before Enter
+    echo >&"$enter"
+    wait_out "$out" '^   (Enter to run it)$' 2
+    grep -q '^-- next: stage 01, step 2 of 2$' "$out"
+    [ "$(grep -c '^== ' "$out")" -eq 1 ]    # the first step ran, the second waits
+    echo >&"$enter"
+    exec {enter}>&-
+    wait "$pid"
+    cat "$out"
+    grep -q '^== 01-blocking: TCP is a stream' "$out"
 }
 
 @test "demo STAGE=09: an unknown stage is an error that lists the stages, exit 2" {
