@@ -136,3 +136,29 @@ wait_out() {
     [ "$status" -eq 2 ]
     [ "$output" = "demo: STAGE is one of 01 02 03 04 05 06 07 08, not '09'" ]
 }
+
+# needs_fds: the demo runs 04-08 only where ulimit -n can be raised to 10,100.
+needs_fds() {
+    [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ] \
+        || skip "the demo runs 04 only with ulimit -n 10100, hard limit is $(ulimit -Hn)"
+}
+
+@test "demo STAGE=04: served and refused next to 1,024 minus the descriptors the server already had" {
+    needs_fds
+    # Three more descriptors inherited: they must show up in N, and in what is served.
+    run bash -c "exec 7</dev/null 8</dev/null 9</dev/null; STAGE=04 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    local re='^  -> of 1,100 connections at once, ([0-9],[0-9]{3}) were served and ([0-9]+) refused:$'
+    local re2='^     1,024 - ([0-9]+) = ([0-9],[0-9]{3}): the server had ([0-9]+) descriptors open before any client$'
+    local line served= refused= n= m=
+    for line in "${lines[@]}"; do
+        if [[ $line =~ $re ]]; then served=${BASH_REMATCH[1]/,/}; refused=${BASH_REMATCH[2]}; fi
+        if [[ $line =~ $re2 ]]; then n=${BASH_REMATCH[1]}; m=${BASH_REMATCH[2]/,/}; [ "${BASH_REMATCH[3]}" = "$n" ]; fi
+    done
+    [ -n "$served" ] && [ -n "$n" ]
+    [ "$((served + refused))" -eq 1100 ]
+    [ "$m" -eq "$((1024 - n))" ]
+    [ "$served" -eq "$m" ]          # what select() served is what the arithmetic says
+    [ "$n" -ge 9 ]                  # 0-2, the listener, the self-pipe's two ends, and 7-9
+}
