@@ -143,12 +143,34 @@ needs_fds() {
         || skip "the demo runs 04 only with ulimit -n 10100, hard limit is $(ulimit -Hn)"
 }
 
-@test "demo STAGE=04: served and refused next to 1,024 minus the descriptors the server already had" {
+# idle_costs: from $output, the costs on the line after "-> one busy client among K
+# idle connections", into costs (K -> µs, commas dropped); also every K measured, in
+# order, into ks. Fails unless every entry is "K=N: N µs".
+idle_costs() {
+    local line entry re='^K=([0-9,]+): ([0-9,]+(\.[0-9])?) µs$'
+    line=$(grep -A1 -- '^  -> one busy client among K idle connections: ' <<<"$output" | sed -n '2s/^     //p')
+    [ -n "$line" ] || { echo "no line of costs" >&2; return 1; }
+    declare -gA costs=()
+    ks=()
+    local IFS=,
+    while read -r -d '|' entry; do
+        entry=${entry# }
+        [[ $entry =~ $re ]] || { echo "not 'K=N: N µs': '$entry'" >&2; return 1; }
+        ks+=("${BASH_REMATCH[1]//,/}")
+        costs[${BASH_REMATCH[1]//,/}]=${BASH_REMATCH[2]//,/}
+    done <<<"${line//, K=/|K=}|"
+}
+
+# more A B: A > B, as decimals.
+more() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+
+@test "demo STAGE=04 PAUSE=1: served and refused next to 1,024 minus the descriptors the server had; CPU per request at K=0 and 1,000 idle" {
     needs_fds
     # Three more descriptors inherited: they must show up in N, and in what is served.
-    run bash -c "exec 7</dev/null 8</dev/null 9</dev/null; STAGE=04 '$ROOT/tests/demo'"
+    run bash -c "exec 7</dev/null 8</dev/null 9</dev/null; printf '\n\n' | PAUSE=1 STAGE=04 '$ROOT/tests/demo'"
     echo "$output"
     [ "$status" -eq 0 ]
+    each_step_paused 2
     local re='^  -> of 1,100 connections at once, ([0-9],[0-9]{3}) were served and ([0-9]+) refused:$'
     local re2='^     1,024 - ([0-9]+) = ([0-9],[0-9]{3}): the server had ([0-9]+) descriptors open before any client$'
     local line served= refused= n= m=
@@ -161,4 +183,77 @@ needs_fds() {
     [ "$m" -eq "$((1024 - n))" ]
     [ "$served" -eq "$m" ]          # what select() served is what the arithmetic says
     [ "$n" -ge 9 ]                  # 0-2, the listener, the self-pipe's two ends, and 7-9
+    idle_costs
+    [ "${ks[*]}" = "0 1000" ]
+    more "${costs[1000]}" "${costs[0]}"     # select's scan: generous, it is ~10x here
+    [[ "$output" == *"x from K=0 to K=1,000: "*"(K=10,000 is past select's cap)"* ]]
+}
+
+@test "demo STAGE=05 PAUSE=1: one busy client's CPU per request beside 0, 1,000 and 10,000 idle: it grows" {
+    needs_fds
+    run bash -c "printf '\n' | PAUSE=1 STAGE=05 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    each_step_paused 1
+    [[ "$output" == *"2000 of 2000 connections served"* ]]
+    idle_costs
+    [ "${ks[*]}" = "0 1000 10000" ]
+    more "${costs[10000]}" "${costs[0]}"    # poll's scan: generous, it is ~100x here
+    [[ "$output" =~ $'\n     '[0-9.]+'x from K=0 to K=10,000: ' ]]
+}
+
+@test "demo STAGE=06 PAUSE=1: the same busy client stays cheap beside 10,000 idle; edge is reported once, and reads on" {
+    needs_fds
+    run bash -c "printf '\n\n' | PAUSE=1 STAGE=06 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    each_step_paused 2
+    idle_costs
+    [ "${ks[*]}" = "0 1000 10000" ]
+    # Flat, with a generous bound: poll's grows ~100x over the same K.
+    ! more "${costs[10000]}" "$(awk -v c="${costs[0]}" 'BEGIN { print c * 10 }')"
+    # The table: reports, recv() calls and bytes back, for level, edge, edge without the loop.
+    local re='^     (level-triggered|edge-triggered|edge, one recv\(\) a report): +([0-9]+) reports? +from epoll_wait\(\), ([0-9]+) recv\(\), +([0-9,]+) bytes back'
+    local line mode
+    local -A reports=() reads=() back=()
+    for line in "${lines[@]}"; do
+        [[ $line =~ $re ]] || continue
+        case ${BASH_REMATCH[1]} in
+        level-*) mode=level ;;
+        edge-*) mode=edge ;;
+        *) mode=nodrain ;;
+        esac
+        reports[$mode]=${BASH_REMATCH[2]} reads[$mode]=${BASH_REMATCH[3]} back[$mode]=${BASH_REMATCH[4]//,/}
+    done
+    echo "reports: ${reports[*]@K}; reads: ${reads[*]@K}; back: ${back[*]@K}"
+    [ "${#reports[@]}" -eq 3 ]
+    [ "${back[level]}" -eq 100000 ] && [ "${back[edge]}" -eq 100000 ]
+    [ "${reports[edge]}" -lt "${reports[level]}" ]     # told once
+    [ "${reads[edge]}" -ge 2 ]                          # and reads on
+    local left
+    left=$(sed -n 's/^ *\([0-9,]*\) bytes left unread in its socket (06-epoll\/pitfalls\/edge-no-drain.patch)$/\1/p' <<<"$output")
+    left=${left//,/}
+    [ "${back[nodrain]}" -lt 100000 ]                   # without the loop: stuck
+    [ "$((back[nodrain] + left))" -eq 100000 ]          # the rest still in the socket
+    [[ "$output" == *"edge is told once, so it reads on to a short read"* ]]
+}
+
+@test "demo: with the hard ulimit -n at 4,096, one line says so, and 05 measures the K that fit" {
+    run bash -c "ulimit -Sn 1024 && ulimit -Hn 4096 && STAGE=05 '$ROOT/tests/demo'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "(ulimit -n is capped at 4096 here: 04-08 want 10,100; the steps with 10,000 connections show what fits)" ]
+    [[ "$output" == *"  (ulimit -n is capped at 4096 here: K=10,000 needs 10,100 descriptors; not measured)"* ]]
+    idle_costs
+    [ "${ks[*]}" = "0 1000" ]
+}
+
+@test "demo: a load generator that fails stops 05's step with no cost printed" {
+    needs_fds
+    with_failing tests/bench/loadgen
+    run env STAGE=05 "$BATS_TEST_TMPDIR/tree/tests/demo"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"demo: step 05-poll failed"* ]]
+    [[ "$output" != *"one busy client among K idle"* ]]
 }
