@@ -3,6 +3,10 @@
 # client that fails stops the demo at that step, which it names, with a non-zero exit.
 # The demo runs here in a copy of the tree made of symlinks, where one client is a
 # stub that prints nothing and exits 1. It runs the plain binaries, as make demo does.
+# Then: PAUSE=1 pauses before each step, and waits; 04-06 print the numbers their
+# questions ask for (1,024 minus the descriptors already open; one busy client's CPU
+# per request beside 0, 1,000 and 10,000 idle connections; edge against level), in
+# their shape, with timing bounds only where the gap is tens of times the bound.
 # tests/run runs this file after the stages' (its name has no stage number).
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
