@@ -261,3 +261,28 @@ more() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
     [[ "$output" == *"demo: step 05-poll failed"* ]]
     [[ "$output" != *"one busy client among K idle"* ]]
 }
+
+@test "demo: ended while 06's server is stopped (SIGSTOP), it leaves no server behind" {
+    needs_fds
+    # tr that never ends keeps the bytes from coming, and the server stopped for 3 s.
+    mkdir "$BATS_TEST_TMPDIR/bin"
+    printf '#!/bin/sh\nexec sleep 60\n' >"$BATS_TEST_TMPDIR/bin/tr"
+    chmod +x "$BATS_TEST_TMPDIR/bin/tr"
+    PATH=$BATS_TEST_TMPDIR/bin:$PATH STAGE=06 "$ROOT/tests/demo" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+    local demo=$! server= i
+    for i in $(seq 3000); do       # 06's first step comes first: at most 60 s
+        server=$(pgrep -P "$demo" -x server || true)
+        [ -n "$server" ] && [ "$(awk '{ print $3 }' "/proc/$server/stat" 2>/dev/null)" = T ] && break
+        server=
+        sleep 0.02
+    done
+    [ -n "$server" ]
+    kill -TERM "$demo"
+    wait "$demo" || true
+    cat "$BATS_TEST_TMPDIR/out"
+    for i in $(seq 100); do         # gone within 2 s
+        [ -e "/proc/$server" ] || break
+        sleep 0.02
+    done
+    ! [ -e "/proc/$server" ] || { kill -KILL "$server"; false; }
+}
