@@ -75,10 +75,12 @@ int co_sleep_ms(long ms);
  * Otherwise they behave as the libc calls do: co_send() may send less than
  * asked (loop, as send_all() does), co_recv() returns what is there.
  * The runtime makes each descriptor non-blocking and registers it with epoll
- * the first time it sees it, once for its life; close it with co_close(). (One
- * closed with plain close() is taken for new when its number comes back, except
- * within the hub round in which epoll last spoke of it: see recheck() in
- * hub-epoll.c. The completion hub registers nothing: see hub-uring.c.) */
+ * the first time it sees it, once for its life; close it with co_close(),
+ * which takes it out of epoll (close() does so only if no dup() or forked copy
+ * keeps the file open: epoll(7)). (One closed with plain close() is taken for
+ * new when its number comes back, except within the hub round in which epoll
+ * last spoke of it: see recheck() in hub-epoll.c. The completion hub registers
+ * nothing: see hub-uring.c.) */
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int co_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t co_recv(int fd, void *buf, size_t len, int flags);

@@ -389,11 +389,22 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
     }
 }
 
+/* close() takes the epoll registration with it only when it closes the file's
+ * last descriptor (epoll(7), Q6): a dup() of fd, a child's copy after fork(),
+ * or one passed to another process keeps the file open, and epoll registered
+ * the file, not the number. It would go on reporting that file's events as
+ * fd's, to whoever holds fd's number next. The runtime cannot know whether a
+ * copy exists, so it always takes the registration out itself, first. */
 int co_close(int fd)
 {
-    /* close() itself takes the epoll registration with it. */
-    if (fd >= 0 && fd < nfds)
+    if (fd >= 0 && fd < nfds) {
+        /* Its errors need nothing done: ENOENT, not registered any more (a
+         * plain close() took it, and the number is a new file's); EBADF, fd is
+         * not open, which close() says next. */
+        if (fds[fd].how == REGISTERED)
+            (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         forget(fd);
+    }
     return close(fd);
 }
 

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1256,6 +1257,63 @@ static void test_close_reuse(void)
     CHECK(co_close(listen_fd) == 0, "co_close");
 }
 
+/* ---------------------------------------------------------------- co_close and copies */
+
+/* Whether the runtime's epoll set holds the file whose inode is ino: 1 or 0,
+ * or -1 if there is no epoll set (the completion hub's programs). The kernel
+ * lists an epoll set's watches in /proc/self/fdinfo/EPFD, a line each:
+ * "tfd: FD events: MASK data: DATA pos:0 ino:INODE sdev:DEV" (hex inode). */
+static int epoll_watches(unsigned long ino)
+{
+    char path[64], target[64], line[256];
+    int found = -1;
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n == -1)
+            continue;           /* ENOENT: fd is not open */
+        target[n] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            die("fopen fdinfo");
+        if (found == -1)
+            found = 0;
+        while (fgets(line, sizeof line, f) != NULL) {
+            const char *at = strstr(line, " ino:");
+            if (strncmp(line, "tfd:", 4) == 0 && at != NULL && strtoul(at + 5, NULL, 16) == ino)
+                found = 1;
+        }
+        if (fclose(f) == EOF)
+            die("fclose");
+    }
+    return found;
+}
+
+/* epoll(7), Q6: close() takes a descriptor out of an epoll set only when it
+ * closes the file's last descriptor; a dup() keeps the file, and its watch,
+ * alive. co_close() must take the registration out itself: else epoll goes on
+ * reporting the old file under the number the next socket() gets. */
+static void test_close_copy(void)
+{
+    int sv[2];
+    struct stat st;
+
+    test = "co_close with a dup() of the descriptor open";
+    make_socketpair(sv);
+    CHECK(co_send(sv[0], "x", 1, MSG_NOSIGNAL) == 1, "co_send: the runtime knows sv[0]");
+    int copy = dup(sv[0]);
+    if (copy == -1 || fstat(copy, &st) == -1)
+        die("dup");
+    CHECK(epoll_watches(st.st_ino) != 0, "the runtime's epoll set (if any) watches the file");
+    CHECK(co_close(sv[0]) == 0, "co_close");
+    CHECK(epoll_watches(st.st_ino) != 1, "after co_close, it does not, though the dup is open");
+    close_fd(copy);
+    close_fd(sv[1]);
+}
+
 /* ---------------------------------------------------------------- fairness */
 
 static long reads, reads_at_first_tick, ticks_at_end;
@@ -1724,6 +1782,7 @@ int main(int argc, char **argv)
     test_recv_datagrams();
     test_recv_urgent();
     test_close_reuse();
+    test_close_copy();
     test_fairness();
     test_signal_eintr();
     test_signal_restart();
