@@ -73,7 +73,17 @@ int co_sleep_ms(long ms);
 /* The blocking calls, coroutine style: they look blocking to the caller, but
  * on EAGAIN they park the coroutine until epoll says the descriptor is ready.
  * Otherwise they behave as the libc calls do: co_send() may send less than
- * asked (loop, as send_all() does), co_recv() returns what is there.
+ * asked (loop, as send_all() does), co_recv() returns what is there. Their
+ * flags are libc's, on both hubs: MSG_DONTWAIT returns -1 with EAGAIN instead
+ * of parking; co_recv's MSG_WAITALL (a stream socket) waits for all len bytes,
+ * MSG_PEEK leaves them queued, MSG_OOB reads the urgent byte; a co_send() to a
+ * stream whose peer has gone raises SIGPIPE, unless MSG_NOSIGNAL (it kills the
+ * program at SIGPIPE's default: ignore it, as the lab's servers do). Where
+ * they differ from libc: a descriptor's own O_NONBLOCK does not stop a wait
+ * (the epoll hub sets it on every descriptor, the completion hub waits
+ * anyway): pass MSG_DONTWAIT. MSG_PEEK | MSG_WAITALL peeks once, what is
+ * there, as an AF_UNIX stream's recv() does (TCP's would wait for len bytes).
+ * A signal interrupts the main coroutine's call alone (co_sigaction below).
  * The runtime makes each descriptor non-blocking and registers it with epoll
  * the first time it sees it, once for its life; close it with co_close(),
  * which takes it out of epoll (close() does so only if no dup() or forked copy

@@ -31,6 +31,7 @@
 struct fdslot {
     struct co *reader, *writer;
     enum { UNSEEN, REGISTERED, DIRECT } how;    /* DIRECT: epoll refuses it (a file) */
+    int stream;         /* SOCK_STREAM (TCP, AF_UNIX): MSG_WAITALL waits for all */
     int tcp;            /* a TCP socket: a short read empties it (see emptied()) */
     int urgent;         /* urgent data came (EPOLLPRI) or was read: reads stop at its mark */
     int hung_up;        /* the peer shut down, or an error: reads never wait again */
@@ -145,18 +146,21 @@ static void forget(int fd)
     memset(&fds[fd], 0, sizeof fds[fd]);
 }
 
-/* A TCP socket? Looked up once, when the runtime first registers it: see
- * emptied() for why it matters. Not a socket, or unknown: no. */
-static int is_tcp(int fd)
+/* A stream socket, and a TCP one? Looked up once, when the runtime first
+ * registers it: see emptied() and recv_all() for why it matters. Not a socket,
+ * or unknown: no. */
+static void learn_kind(struct fdslot *s, int fd)
 {
     int type, protocol;
     socklen_t len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
-        return 0;
+    s->stream = s->tcp = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
+        return;
+    s->stream = 1;
     len = sizeof protocol;
     if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == -1)
-        return 0;
-    return type == SOCK_STREAM && protocol == IPPROTO_TCP;
+        return;
+    s->tcp = protocol == IPPROTO_TCP;
 }
 
 /* Register fd with epoll (WATCHED, once for its life) unless epoll has it
@@ -189,7 +193,7 @@ static int watch(int fd)
         errno = saved;
         return -1;
     }
-    fds[fd].tcp = is_tcp(fd);
+    learn_kind(&fds[fd], fd);
     fds[fd].how = REGISTERED;
     fds[fd].known = hub_round;
     return 1;
@@ -261,7 +265,7 @@ static int wait_fd(int fd, int writing)
 
 /* A connection co_accept() just took: a new file, whatever the runtime recalls
  * of its number (one closed without co_close() may come back). accept4 made it
- * non-blocking, and it is TCP if its listener is: register it now, without
+ * non-blocking, and it is TCP (a stream) if its listener is: register it now, without
  * asking the kernel again. If that fails, its slot stays unseen and the first
  * call on it tries again and reports the error. */
 static void adopt(int conn, int listener)
@@ -272,6 +276,7 @@ static void adopt(int conn, int listener)
     forget(conn);
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, conn, &ev) == -1)
         return;
+    fds[conn].stream = fds[listener].stream;
     fds[conn].tcp = fds[listener].tcp;
     fds[conn].how = REGISTERED;
     fds[conn].known = hub_round;
@@ -343,14 +348,13 @@ static int emptied(const struct fdslot *s, ssize_t n, size_t len, int flags)
         && !s->urgent && !s->hung_up && s->known == hub_round;
 }
 
-ssize_t co_recv(int fd, void *buf, size_t len, int flags)
+/* One recv: what is there, parking first if nothing is. */
+static ssize_t recv_some(int fd, void *buf, size_t len, int flags)
 {
-    if (prepare(fd, 0) == -1)
-        return -1;
-    if (flags & MSG_OOB)
-        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
     for (;;) {
-        if (fds[fd].drained != hub_round) {
+        /* Drained in this round: a recv could only say EAGAIN. The caller's
+         * MSG_DONTWAIT wants that answer from the kernel, so it asks anyway. */
+        if (fds[fd].drained != hub_round || (flags & MSG_DONTWAIT)) {
             /* MSG_DONTWAIT: never block the thread, even on a socket the runtime
              * has not made non-blocking yet (see recheck()). */
             ssize_t n = recv(fd, buf, len, flags | MSG_DONTWAIT);
@@ -362,11 +366,46 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags)
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 return -1;      /* ECONNRESET and the like: the caller's to handle */
+            if (flags & MSG_DONTWAIT)
+                return -1;      /* the caller asked not to wait: EAGAIN is its answer */
         }
         if (wait_fd(fd, 0) == -1)
             return -1;
         sched_refill();
     }
+}
+
+/* MSG_WAITALL on a stream socket: recv() waits until all len bytes have come,
+ * and returns fewer only at EOF, an error or a signal (recv(2)). Our own
+ * MSG_DONTWAIT makes the kernel return what is there, so the rest of the wait
+ * is ours: recv again for the rest, parking as any recv does. Bytes that came
+ * before an EOF, an error or EINTR are returned, as the kernel returns them
+ * (the error itself, taken by our recv, is not said again). */
+static ssize_t recv_all(int fd, char *buf, size_t len, int flags)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv_some(fd, buf + got, len - got, flags);
+        if (n == -1 && got == 0)
+            return -1;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t co_recv(int fd, void *buf, size_t len, int flags)
+{
+    if (prepare(fd, 0) == -1)
+        return -1;
+    if (flags & MSG_OOB)
+        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
+    /* With MSG_PEEK each recv looks at the queue's start again: nothing to add
+     * up. On a datagram socket MSG_WAITALL means nothing (one datagram a call). */
+    if ((flags & MSG_WAITALL) && !(flags & (MSG_DONTWAIT | MSG_PEEK)) && fds[fd].stream)
+        return recv_all(fd, buf, len, flags);
+    return recv_some(fd, buf, len, flags);
 }
 
 /* No shortcut here: a send that took less than offered did fill the buffer (for
@@ -383,6 +422,8 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;          /* EPIPE, ECONNRESET: the peer is gone */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* as in co_recv: EAGAIN is the answer */
         if (wait_fd(fd, 1) == -1)
             return -1;
         sched_refill();

@@ -363,9 +363,14 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len)
 }
 
 /* The whole recv is the kernel's: it waits for data and copies it into buf
- * (which the parked caller keeps alive), and we wake with the byte count. */
+ * (which the parked caller keeps alive), and we wake with the byte count.
+ * MSG_WAITALL is the kernel's too: io_uring receives again for the rest. */
 ssize_t co_recv(int fd, void *buf, size_t len, int flags)
 {
+    /* ... which with MSG_PEEK peeks the same bytes again after them ("hello"
+     * peeked into 10 bytes: "hellohello"). One peek, then, as the readiness hub. */
+    if (flags & MSG_PEEK)
+        flags &= ~MSG_WAITALL;
     struct io_uring_sqe want = { .opcode = IORING_OP_RECV, .fd = fd, .addr = (uintptr_t)buf,
                                  .len = len > UINT_MAX ? UINT_MAX : (unsigned)len,
                                  .msg_flags = (unsigned)flags };
@@ -373,9 +378,29 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags)
         long n = io(&want, 0);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return n;           /* ECONNRESET and the like: the caller's to handle */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* the caller asked not to wait: EAGAIN is its answer */
         if (wait_ready(fd, 0) == -1)
             return -1;
     }
+}
+
+/* io_uring's send always adds MSG_NOSIGNAL: a stream whose peer has gone
+ * answers EPIPE and raises nothing. send() would raise SIGPIPE at the caller
+ * (on a stream socket, TCP or AF_UNIX, unless MSG_NOSIGNAL; a datagram's EPIPE
+ * raises nothing), and a program may count on it: at its default it ends the
+ * program, as it does one that calls send(). So we raise it, as the kernel
+ * would have: before the call returns. */
+static void raise_sigpipe(int fd, int flags)
+{
+    int type;
+    socklen_t len = sizeof type;
+    if (flags & MSG_NOSIGNAL)
+        return;
+    /* Fails only if fd is not a socket, which send's EPIPE says it is. */
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
+        return;
+    (void)raise(SIGPIPE);       /* fails only for a bad signal number */
 }
 
 /* May send less than asked, as send() may: the caller loops. */
@@ -386,8 +411,15 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
                                  .msg_flags = (unsigned)flags };
     for (;;) {
         long n = io(&want, 1);
+        if (n == -1 && errno == EPIPE) {
+            raise_sigpipe(fd, flags);
+            errno = EPIPE;      /* what the call returns, whatever the handler did */
+            return -1;
+        }
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            return n;           /* EPIPE, ECONNRESET: the peer is gone */
+            return n;           /* ECONNRESET: the peer is gone */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* as in co_recv: EAGAIN is the answer */
         if (wait_ready(fd, 1) == -1)
             return -1;
     }
