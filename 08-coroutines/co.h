@@ -21,9 +21,14 @@
  * hub keeps every promise, the EBADF of co_close() and the EINTR included.
  *
  * Every function returns an error (-1 or NULL with errno set) and never exits,
- * with one exception: a completion-hub program on a kernel that refuses
- * io_uring prints "io_uring unavailable: REASON" and exits 1 at the first call
- * that needs the hub (it cannot run at all, like a program missing a library).
+ * with two exceptions, both of the completion hub, both one line on stderr and
+ * exit 1: on a kernel that refuses io_uring, "io_uring unavailable: REASON" at
+ * the first call that needs the hub (it cannot run at all, like a program
+ * missing a library); and a ring broken for good (io_uring_enter failing with
+ * EBADF, say, or EBADR: a completion lost) while calls are parked on it,
+ * "io_uring_enter: REASON", since none of them can return before its
+ * operation completes (see ring_broken() in hub-uring.c). With no call parked
+ * on the ring, the error is returned, as the epoll hub's is.
  * One thread only: the runtime has no locks.
  */
 #ifndef CO_H

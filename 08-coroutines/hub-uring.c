@@ -74,6 +74,7 @@ static unsigned sq_next;                /* our tail: SQEs filled, published at *
 static struct fdslot *fds;              /* indexed by descriptor */
 static int nfds;
 static int in_flight;                   /* coroutines parked on an operation */
+static int ring_error;                  /* the ring is broken: why (see ring_broken()) */
 static struct op *main_op;              /* the main coroutine's, for a signal to cancel */
 
 /* Signals: the self-pipe of the epoll hub, read through the ring. */
@@ -97,8 +98,9 @@ static int io_uring_enter(unsigned to_submit, unsigned min_complete, unsigned fl
 }
 
 /* Where the kernel refuses io_uring, the program cannot run on this hub at all:
- * say so in one line and exit, as the loader does for a missing library. (The
- * runtime's one exit: every other error is returned.) */
+ * say so in one line and exit, as the loader does for a missing library. (One
+ * of the runtime's two exits, with ring_broken()'s: every other error is
+ * returned.) */
 static void unavailable(const char *why)
 {
     fprintf(stderr, "io_uring unavailable: %s\n", why);
@@ -121,7 +123,10 @@ int hub_init(void)
         return -1;              /* ENOMEM, EMFILE: the caller's to report */
     }
     /* Timeouts ride on io_uring_enter (EXT_ARG, 5.11); a read of a pipe at its
-     * current position (RW_CUR_POS, 5.6); completions never dropped (NODROP, 5.5). */
+     * current position (RW_CUR_POS, 5.6); a completion that finds the CQ full is
+     * kept in the kernel until we make room (NODROP, 5.5: IORING_SQ_CQ_OVERFLOW,
+     * see submit()). Kept, not promised: if the kernel has no memory for it, it
+     * is lost, and io_uring_enter says EBADR from then on (see ring_broken()). */
     unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_RW_CUR_POS | IORING_FEAT_NODROP;
     if ((p.features & need) != need)
         unavailable("this kernel's io_uring is older than Linux 5.11 (no IORING_FEAT_EXT_ARG)");
@@ -273,6 +278,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     int fd = want->fd;
     if (sched_start() == -1)
         return -1;
+    if (ring_error != 0) {      /* nothing we queue would ever complete */
+        errno = ring_error;
+        return -1;
+    }
     if (fd < 0) {
         errno = EBADF;
         return -1;
@@ -298,8 +307,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     if (op.co == sched_main())
         main_op = &op;
     /* Park until the completion, and only then: the kernel holds &op and the
-     * caller's buffer until it posts it (a wake with an error, EDEADLK, cannot
-     * come while in_flight counts us: we wait again). */
+     * caller's buffer until it posts it. No wake with an error comes to us:
+     * co.c's EDEADLK needs hub_waiting() (in_flight, which counts us) at 0, and
+     * a ring broken while we are in flight stops the program (ring_broken()).
+     * A wake that brought no completion would just park us again. */
     while (!op.done)
         (void)sched_park(0);
     in_flight--;
@@ -434,6 +445,30 @@ int hub_waiting(void)
 
 static void take_signals(void);
 
+/* io_uring_enter failed in a way that no retry mends: ring_fd is not our ring
+ * any more (EBADF, EOPNOTSUPP: a plain close() of a stale number took it), the
+ * kernel lost a completion (EBADR: hub_init() says when; we cannot tell whose,
+ * and the kernel answers EBADR from then on), or we passed it nonsense (EFAULT,
+ * EINVAL). Nothing queued will complete. With no coroutine in flight, the hub
+ * reports it as the epoll hub does: co.c hands it to the main coroutine's wait,
+ * the program's die() prints it, and every IO call fails with it from then on.
+ * With one in flight, nobody can be told: a parked call returns only with its
+ * completion (until then the kernel may write into its caller's buffer), and
+ * none will come; returning anyway hands the kernel a stack frame that is
+ * gone, and waiting leaves the program spinning here, deaf to SIGINT (whose
+ * wake-up is a completion too). So the runtime stops the program, in one line
+ * and exit 1, here and only here: its second exit, beside unavailable(). */
+static int ring_broken(void)
+{
+    ring_error = errno;
+    if (in_flight == 0)
+        return -1;
+    fprintf(stderr, "io_uring_enter: %s\n", ring_error == EBADR
+            ? "a completion was lost (EBADR: the kernel had no memory to keep it)"
+            : strerror(ring_error));
+    exit(1);
+}
+
 /* One io_uring_enter for the whole round: it submits everything the coroutines
  * queued since the last one and waits (unless timeout_ms is 0) for at least one
  * completion, the time limit riding along (EXT_ARG): no timer of our own. */
@@ -446,9 +481,9 @@ int hub_wait(int timeout_ms)
         && __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE) == *cq_head;
     if (submit(wait, timeout_ms) == -1 && errno != EINTR && errno != ETIME
             && errno != EBUSY && errno != EAGAIN)
-        return -1;              /* EBADF, EFAULT: the ring itself is broken */
+        return ring_broken();   /* the ring itself is broken */
     /* EINTR: a signal, whose byte completes sigread; ETIME: a sleeper is due;
-     * EBUSY: too many unreaped, which is what we do now. */
+     * EBUSY, EAGAIN: too many unreaped, which is what we do now. */
     reap();
     if (sigread.done)
         take_signals();
