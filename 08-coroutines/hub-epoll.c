@@ -48,7 +48,13 @@ static int nfds;
 static int waiting_io;                  /* coroutines parked on a descriptor */
 static unsigned long long hub_round = 1;    /* one per epoll_wait: news of descriptors */
 static int epfd = -1;
-static int sigpipe[2] = { -1, -1 };     /* handlers write a byte: the hub wakes up */
+/* Signals: handlers write a byte into sigpipe[1], and the hub, watching
+ * sigpipe[0], wakes up. on_signal() reads sigpipe[1] and handlers[sig], and
+ * neither is ever half-written when it runs: sigpipe[1] is set before on_signal
+ * is first installed and never changed after, and handlers[sig] changes only
+ * while sig is blocked (see co_sigaction()). Nothing else a handler touches
+ * needs volatile sig_atomic_t. */
+static int sigpipe[2] = { -1, -1 };
 static struct sigaction handlers[NSIG]; /* the program's handlers, behind on_signal() */
 
 /* ---- the hub ---- */
@@ -462,38 +468,45 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+/* The self-pipe, made at the first handler, both ends non-blocking: a
+ * handler must never block, and take_signals() reads until EAGAIN. */
+static int open_sigpipe(void)
 {
-    struct sigaction mine, was, before;
-    if (sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    struct epoll_event ev = { .events = EPOLLIN };
+    if (sigpipe[0] != -1)
+        return 0;
+    if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
+        return -1;
+    ev.data.fd = sigpipe[0];
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigpipe[0], &ev) == -1) {
+        int saved = errno;
+        (void)close(sigpipe[0]);
+        (void)close(sigpipe[1]);
+        sigpipe[0] = sigpipe[1] = -1;
+        errno = saved;
         return -1;
     }
-    if (sched_start() == -1)
-        return -1;
-    was = handlers[sig];
-    /* Ignoring, the default, or SA_SIGINFO handlers: passed on as they are. */
-    if (sa == NULL || sa->sa_handler == SIG_IGN || sa->sa_handler == SIG_DFL
-            || (sa->sa_flags & SA_SIGINFO)) {
+    return 0;
+}
+
+/* Whether on_signal goes in front of this action: a plain handler does.
+ * Ignoring, the default, or SA_SIGINFO handlers are passed on as they are. */
+static int wrapped(const struct sigaction *sa)
+{
+    return sa != NULL && sa->sa_handler != SIG_IGN && sa->sa_handler != SIG_DFL
+        && !(sa->sa_flags & SA_SIGINFO);
+}
+
+/* co_sigaction's work, with sig blocked. */
+static int set_action(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    struct sigaction mine, was = handlers[sig], before;
+    if (!wrapped(sa)) {
         if (sigaction(sig, sa, &before) == -1)
             return -1;
         if (sa != NULL)
             memset(&handlers[sig], 0, sizeof handlers[sig]);
     } else {
-        if (sigpipe[0] == -1) {
-            struct epoll_event ev = { .events = EPOLLIN };
-            if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
-                return -1;
-            ev.data.fd = sigpipe[0];
-            if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigpipe[0], &ev) == -1) {
-                int saved = errno;
-                (void)close(sigpipe[0]);
-                (void)close(sigpipe[1]);
-                sigpipe[0] = sigpipe[1] = -1;
-                errno = saved;
-                return -1;
-            }
-        }
         handlers[sig] = *sa;    /* before on_signal can run and look for it */
         mine = *sa;
         mine.sa_handler = on_signal;
@@ -505,4 +518,29 @@ int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
     if (old)
         *old = before.sa_handler == on_signal ? was : before;
     return 0;
+}
+
+int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    sigset_t just_sig, mask;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sched_start() == -1)
+        return -1;
+    if (wrapped(sa) && open_sigpipe() == -1)
+        return -1;
+    /* A handler may read only what it cannot catch half-written, and on_signal
+     * reads handlers[sig], a struct: block sig while it changes (a signal that
+     * comes meanwhile waits, and finds the new action). EINVAL: a signal libc
+     * keeps for itself, which sigaction() would refuse as well. */
+    if (sigemptyset(&just_sig) == -1 || sigaddset(&just_sig, sig) == -1
+            || sigprocmask(SIG_BLOCK, &just_sig, &mask) == -1)
+        return -1;
+    int rc = set_action(sig, sa, old);
+    int saved = errno;
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);    /* cannot fail: a mask it gave us */
+    errno = saved;
+    return rc;
 }

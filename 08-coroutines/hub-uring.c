@@ -77,7 +77,11 @@ static int in_flight;                   /* coroutines parked on an operation */
 static int ring_error;                  /* the ring is broken: why (see ring_broken()) */
 static struct op *main_op;              /* the main coroutine's, for a signal to cancel */
 
-/* Signals: the self-pipe of the epoll hub, read through the ring. */
+/* Signals: the self-pipe of the epoll hub, read through the ring. on_signal()
+ * reads sigpipe[1] and handlers[sig], and neither is ever half-written when it
+ * runs: sigpipe[1] is set before on_signal is first installed and never
+ * changed after, and handlers[sig] changes only while sig is blocked (see
+ * co_sigaction()). Nothing else a handler touches needs volatile sig_atomic_t. */
 static int sigpipe[2] = { -1, -1 };
 static struct sigaction handlers[NSIG];
 static unsigned char sigbuf[64];
@@ -329,13 +333,25 @@ static long io(const struct io_uring_sqe *want, int writing)
     return -1;
 }
 
+/* A poll SQE's event mask, as the kernel reads it. The field was 16 bits once,
+ * and on a big-endian machine those 16 bits sit in the high half of today's 32:
+ * so there the kernel swaps the two halves of what it reads, and we must swap
+ * them first (as liburing does). aarch64 and x86-64 are little-endian: nothing. */
+static uint32_t poll_mask(uint32_t events)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    events = events << 16 | events >> 16;
+#endif
+    return events;
+}
+
 /* The descriptor is non-blocking (the program's own socket, say) and the kernel
  * gave its EAGAIN back instead of waiting: wait for readiness through the ring,
  * then the caller submits the call again. */
 static int wait_ready(int fd, int writing)
 {
     struct io_uring_sqe want = { .opcode = IORING_OP_POLL_ADD, .fd = fd,
-                                 .poll32_events = writing ? POLLOUT : POLLIN };
+                                 .poll32_events = poll_mask(writing ? POLLOUT : POLLIN) };
     return io(&want, writing) == -1 ? -1 : 0;
 }
 
@@ -584,37 +600,46 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+/* The self-pipe, made at the first handler: only the write end non-blocking
+ * (a handler must never block; the ring's read waits on the read end). */
+static int open_sigpipe(void)
 {
-    struct sigaction mine, was, before;
-    if (sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    int flags;
+    if (sigpipe[0] != -1)
+        return 0;
+    if (pipe2(sigpipe, O_CLOEXEC) == -1)
+        return -1;
+    /* F_GETFL first: F_SETFL sets every status flag at once, not just ours. */
+    if ((flags = fcntl(sigpipe[1], F_GETFL)) == -1
+            || fcntl(sigpipe[1], F_SETFL, flags | O_NONBLOCK) == -1 || arm_signals() == -1) {
+        int saved = errno;
+        (void)close(sigpipe[0]);
+        (void)close(sigpipe[1]);
+        sigpipe[0] = sigpipe[1] = -1;
+        errno = saved;
         return -1;
     }
-    if (sched_start() == -1)
-        return -1;
-    was = handlers[sig];
-    /* Ignoring, the default, or SA_SIGINFO handlers: passed on as they are. */
-    if (sa == NULL || sa->sa_handler == SIG_IGN || sa->sa_handler == SIG_DFL
-            || (sa->sa_flags & SA_SIGINFO)) {
+    return 0;
+}
+
+/* Whether on_signal goes in front of this action: a plain handler does.
+ * Ignoring, the default, or SA_SIGINFO handlers are passed on as they are. */
+static int wrapped(const struct sigaction *sa)
+{
+    return sa != NULL && sa->sa_handler != SIG_IGN && sa->sa_handler != SIG_DFL
+        && !(sa->sa_flags & SA_SIGINFO);
+}
+
+/* co_sigaction's work, with sig blocked. */
+static int set_action(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    struct sigaction mine, was = handlers[sig], before;
+    if (!wrapped(sa)) {
         if (sigaction(sig, sa, &before) == -1)
             return -1;
         if (sa != NULL)
             memset(&handlers[sig], 0, sizeof handlers[sig]);
     } else {
-        if (sigpipe[0] == -1) {
-            /* Only the write end non-blocking: a handler must never block. */
-            if (pipe2(sigpipe, O_CLOEXEC) == -1)
-                return -1;
-            if (fcntl(sigpipe[1], F_SETFL, O_NONBLOCK) == -1 || arm_signals() == -1) {
-                int saved = errno;
-                (void)close(sigpipe[0]);
-                (void)close(sigpipe[1]);
-                sigpipe[0] = sigpipe[1] = -1;
-                errno = saved;
-                return -1;
-            }
-        }
         handlers[sig] = *sa;    /* before on_signal can run and look for it */
         mine = *sa;
         mine.sa_handler = on_signal;
@@ -626,4 +651,29 @@ int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
     if (old)
         *old = before.sa_handler == on_signal ? was : before;
     return 0;
+}
+
+int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    sigset_t just_sig, mask;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sched_start() == -1)
+        return -1;
+    if (wrapped(sa) && open_sigpipe() == -1)
+        return -1;
+    /* A handler may read only what it cannot catch half-written, and on_signal
+     * reads handlers[sig], a struct: block sig while it changes (a signal that
+     * comes meanwhile waits, and finds the new action). EINVAL: a signal libc
+     * keeps for itself, which sigaction() would refuse as well. */
+    if (sigemptyset(&just_sig) == -1 || sigaddset(&just_sig, sig) == -1
+            || sigprocmask(SIG_BLOCK, &just_sig, &mask) == -1)
+        return -1;
+    int rc = set_action(sig, sa, old);
+    int saved = errno;
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);    /* cannot fail: a mask it gave us */
+    errno = saved;
+    return rc;
 }
