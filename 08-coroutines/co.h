@@ -21,9 +21,14 @@
  * hub keeps every promise, the EBADF of co_close() and the EINTR included.
  *
  * Every function returns an error (-1 or NULL with errno set) and never exits,
- * with one exception: a completion-hub program on a kernel that refuses
- * io_uring prints "io_uring unavailable: REASON" and exits 1 at the first call
- * that needs the hub (it cannot run at all, like a program missing a library).
+ * with two exceptions, both of the completion hub, both one line on stderr and
+ * exit 1: on a kernel that refuses io_uring, "io_uring unavailable: REASON" at
+ * the first call that needs the hub (it cannot run at all, like a program
+ * missing a library); and a ring broken for good (io_uring_enter failing with
+ * EBADF, say, or EBADR: a completion lost) while calls are parked on it,
+ * "io_uring_enter: REASON", since none of them can return before its
+ * operation completes (see ring_broken() in hub-uring.c). With no call parked
+ * on the ring, the error is returned, as the epoll hub's is.
  * One thread only: the runtime has no locks.
  */
 #ifndef CO_H
@@ -73,12 +78,24 @@ int co_sleep_ms(long ms);
 /* The blocking calls, coroutine style: they look blocking to the caller, but
  * on EAGAIN they park the coroutine until epoll says the descriptor is ready.
  * Otherwise they behave as the libc calls do: co_send() may send less than
- * asked (loop, as send_all() does), co_recv() returns what is there.
+ * asked (loop, as send_all() does), co_recv() returns what is there. Their
+ * flags are libc's, on both hubs: MSG_DONTWAIT returns -1 with EAGAIN instead
+ * of parking; co_recv's MSG_WAITALL (a stream socket) waits for all len bytes,
+ * MSG_PEEK leaves them queued, MSG_OOB reads the urgent byte; a co_send() to a
+ * stream whose peer has gone raises SIGPIPE, unless MSG_NOSIGNAL (it kills the
+ * program at SIGPIPE's default: ignore it, as the lab's servers do). Where
+ * they differ from libc: a descriptor's own O_NONBLOCK does not stop a wait
+ * (the epoll hub sets it on every descriptor, the completion hub waits
+ * anyway): pass MSG_DONTWAIT. MSG_PEEK | MSG_WAITALL peeks once, what is
+ * there, as an AF_UNIX stream's recv() does (TCP's would wait for len bytes).
+ * A signal interrupts the main coroutine's call alone (co_sigaction below).
  * The runtime makes each descriptor non-blocking and registers it with epoll
- * the first time it sees it, once for its life; close it with co_close(). (One
- * closed with plain close() is taken for new when its number comes back, except
- * within the hub round in which epoll last spoke of it: see recheck() in
- * hub-epoll.c. The completion hub registers nothing: see hub-uring.c.) */
+ * the first time it sees it, once for its life; close it with co_close(),
+ * which takes it out of epoll (close() does so only if no dup() or forked copy
+ * keeps the file open: epoll(7)). (One closed with plain close() is taken for
+ * new when its number comes back, except within the hub round in which epoll
+ * last spoke of it: see recheck() in hub-epoll.c. The completion hub registers
+ * nothing: see hub-uring.c.) */
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int co_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t co_recv(int fd, void *buf, size_t len, int flags);

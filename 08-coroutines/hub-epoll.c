@@ -31,6 +31,7 @@
 struct fdslot {
     struct co *reader, *writer;
     enum { UNSEEN, REGISTERED, DIRECT } how;    /* DIRECT: epoll refuses it (a file) */
+    int stream;         /* SOCK_STREAM (TCP, AF_UNIX): MSG_WAITALL waits for all */
     int tcp;            /* a TCP socket: a short read empties it (see emptied()) */
     int urgent;         /* urgent data came (EPOLLPRI) or was read: reads stop at its mark */
     int hung_up;        /* the peer shut down, or an error: reads never wait again */
@@ -47,7 +48,13 @@ static int nfds;
 static int waiting_io;                  /* coroutines parked on a descriptor */
 static unsigned long long hub_round = 1;    /* one per epoll_wait: news of descriptors */
 static int epfd = -1;
-static int sigpipe[2] = { -1, -1 };     /* handlers write a byte: the hub wakes up */
+/* Signals: handlers write a byte into sigpipe[1], and the hub, watching
+ * sigpipe[0], wakes up. on_signal() reads sigpipe[1] and handlers[sig], and
+ * neither is ever half-written when it runs: sigpipe[1] is set before on_signal
+ * is first installed and never changed after, and handlers[sig] changes only
+ * while sig is blocked (see co_sigaction()). Nothing else a handler touches
+ * needs volatile sig_atomic_t. */
+static int sigpipe[2] = { -1, -1 };
 static struct sigaction handlers[NSIG]; /* the program's handlers, behind on_signal() */
 
 /* ---- the hub ---- */
@@ -145,18 +152,21 @@ static void forget(int fd)
     memset(&fds[fd], 0, sizeof fds[fd]);
 }
 
-/* A TCP socket? Looked up once, when the runtime first registers it: see
- * emptied() for why it matters. Not a socket, or unknown: no. */
-static int is_tcp(int fd)
+/* A stream socket, and a TCP one? Looked up once, when the runtime first
+ * registers it: see emptied() and recv_all() for why it matters. Not a socket,
+ * or unknown: no. */
+static void learn_kind(struct fdslot *s, int fd)
 {
     int type, protocol;
     socklen_t len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
-        return 0;
+    s->stream = s->tcp = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
+        return;
+    s->stream = 1;
     len = sizeof protocol;
     if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == -1)
-        return 0;
-    return type == SOCK_STREAM && protocol == IPPROTO_TCP;
+        return;
+    s->tcp = protocol == IPPROTO_TCP;
 }
 
 /* Register fd with epoll (WATCHED, once for its life) unless epoll has it
@@ -189,7 +199,7 @@ static int watch(int fd)
         errno = saved;
         return -1;
     }
-    fds[fd].tcp = is_tcp(fd);
+    learn_kind(&fds[fd], fd);
     fds[fd].how = REGISTERED;
     fds[fd].known = hub_round;
     return 1;
@@ -261,7 +271,7 @@ static int wait_fd(int fd, int writing)
 
 /* A connection co_accept() just took: a new file, whatever the runtime recalls
  * of its number (one closed without co_close() may come back). accept4 made it
- * non-blocking, and it is TCP if its listener is: register it now, without
+ * non-blocking, and it is TCP (a stream) if its listener is: register it now, without
  * asking the kernel again. If that fails, its slot stays unseen and the first
  * call on it tries again and reports the error. */
 static void adopt(int conn, int listener)
@@ -272,6 +282,7 @@ static void adopt(int conn, int listener)
     forget(conn);
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, conn, &ev) == -1)
         return;
+    fds[conn].stream = fds[listener].stream;
     fds[conn].tcp = fds[listener].tcp;
     fds[conn].how = REGISTERED;
     fds[conn].known = hub_round;
@@ -343,14 +354,13 @@ static int emptied(const struct fdslot *s, ssize_t n, size_t len, int flags)
         && !s->urgent && !s->hung_up && s->known == hub_round;
 }
 
-ssize_t co_recv(int fd, void *buf, size_t len, int flags)
+/* One recv: what is there, parking first if nothing is. */
+static ssize_t recv_some(int fd, void *buf, size_t len, int flags)
 {
-    if (prepare(fd, 0) == -1)
-        return -1;
-    if (flags & MSG_OOB)
-        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
     for (;;) {
-        if (fds[fd].drained != hub_round) {
+        /* Drained in this round: a recv could only say EAGAIN. The caller's
+         * MSG_DONTWAIT wants that answer from the kernel, so it asks anyway. */
+        if (fds[fd].drained != hub_round || (flags & MSG_DONTWAIT)) {
             /* MSG_DONTWAIT: never block the thread, even on a socket the runtime
              * has not made non-blocking yet (see recheck()). */
             ssize_t n = recv(fd, buf, len, flags | MSG_DONTWAIT);
@@ -362,11 +372,46 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags)
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 return -1;      /* ECONNRESET and the like: the caller's to handle */
+            if (flags & MSG_DONTWAIT)
+                return -1;      /* the caller asked not to wait: EAGAIN is its answer */
         }
         if (wait_fd(fd, 0) == -1)
             return -1;
         sched_refill();
     }
+}
+
+/* MSG_WAITALL on a stream socket: recv() waits until all len bytes have come,
+ * and returns fewer only at EOF, an error or a signal (recv(2)). Our own
+ * MSG_DONTWAIT makes the kernel return what is there, so the rest of the wait
+ * is ours: recv again for the rest, parking as any recv does. Bytes that came
+ * before an EOF, an error or EINTR are returned, as the kernel returns them
+ * (the error itself, taken by our recv, is not said again). */
+static ssize_t recv_all(int fd, char *buf, size_t len, int flags)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv_some(fd, buf + got, len - got, flags);
+        if (n == -1 && got == 0)
+            return -1;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t co_recv(int fd, void *buf, size_t len, int flags)
+{
+    if (prepare(fd, 0) == -1)
+        return -1;
+    if (flags & MSG_OOB)
+        fds[fd].urgent = 1;     /* its mark stays in the stream: see emptied() */
+    /* With MSG_PEEK each recv looks at the queue's start again: nothing to add
+     * up. On a datagram socket MSG_WAITALL means nothing (one datagram a call). */
+    if ((flags & MSG_WAITALL) && !(flags & (MSG_DONTWAIT | MSG_PEEK)) && fds[fd].stream)
+        return recv_all(fd, buf, len, flags);
+    return recv_some(fd, buf, len, flags);
 }
 
 /* No shortcut here: a send that took less than offered did fill the buffer (for
@@ -383,17 +428,30 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;          /* EPIPE, ECONNRESET: the peer is gone */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* as in co_recv: EAGAIN is the answer */
         if (wait_fd(fd, 1) == -1)
             return -1;
         sched_refill();
     }
 }
 
+/* close() takes the epoll registration with it only when it closes the file's
+ * last descriptor (epoll(7), Q6): a dup() of fd, a child's copy after fork(),
+ * or one passed to another process keeps the file open, and epoll registered
+ * the file, not the number. It would go on reporting that file's events as
+ * fd's, to whoever holds fd's number next. The runtime cannot know whether a
+ * copy exists, so it always takes the registration out itself, first. */
 int co_close(int fd)
 {
-    /* close() itself takes the epoll registration with it. */
-    if (fd >= 0 && fd < nfds)
+    if (fd >= 0 && fd < nfds) {
+        /* Its errors need nothing done: ENOENT, not registered any more (a
+         * plain close() took it, and the number is a new file's); EBADF, fd is
+         * not open, which close() says next. */
+        if (fds[fd].how == REGISTERED)
+            (void)epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         forget(fd);
+    }
     return close(fd);
 }
 
@@ -410,38 +468,45 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+/* The self-pipe, made at the first handler, both ends non-blocking: a
+ * handler must never block, and take_signals() reads until EAGAIN. */
+static int open_sigpipe(void)
 {
-    struct sigaction mine, was, before;
-    if (sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    struct epoll_event ev = { .events = EPOLLIN };
+    if (sigpipe[0] != -1)
+        return 0;
+    if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
+        return -1;
+    ev.data.fd = sigpipe[0];
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigpipe[0], &ev) == -1) {
+        int saved = errno;
+        (void)close(sigpipe[0]);
+        (void)close(sigpipe[1]);
+        sigpipe[0] = sigpipe[1] = -1;
+        errno = saved;
         return -1;
     }
-    if (sched_start() == -1)
-        return -1;
-    was = handlers[sig];
-    /* Ignoring, the default, or SA_SIGINFO handlers: passed on as they are. */
-    if (sa == NULL || sa->sa_handler == SIG_IGN || sa->sa_handler == SIG_DFL
-            || (sa->sa_flags & SA_SIGINFO)) {
+    return 0;
+}
+
+/* Whether on_signal goes in front of this action: a plain handler does.
+ * Ignoring, the default, or SA_SIGINFO handlers are passed on as they are. */
+static int wrapped(const struct sigaction *sa)
+{
+    return sa != NULL && sa->sa_handler != SIG_IGN && sa->sa_handler != SIG_DFL
+        && !(sa->sa_flags & SA_SIGINFO);
+}
+
+/* co_sigaction's work, with sig blocked. */
+static int set_action(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    struct sigaction mine, was = handlers[sig], before;
+    if (!wrapped(sa)) {
         if (sigaction(sig, sa, &before) == -1)
             return -1;
         if (sa != NULL)
             memset(&handlers[sig], 0, sizeof handlers[sig]);
     } else {
-        if (sigpipe[0] == -1) {
-            struct epoll_event ev = { .events = EPOLLIN };
-            if (pipe2(sigpipe, O_NONBLOCK | O_CLOEXEC) == -1)
-                return -1;
-            ev.data.fd = sigpipe[0];
-            if (epoll_ctl(epfd, EPOLL_CTL_ADD, sigpipe[0], &ev) == -1) {
-                int saved = errno;
-                (void)close(sigpipe[0]);
-                (void)close(sigpipe[1]);
-                sigpipe[0] = sigpipe[1] = -1;
-                errno = saved;
-                return -1;
-            }
-        }
         handlers[sig] = *sa;    /* before on_signal can run and look for it */
         mine = *sa;
         mine.sa_handler = on_signal;
@@ -453,4 +518,29 @@ int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
     if (old)
         *old = before.sa_handler == on_signal ? was : before;
     return 0;
+}
+
+int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    sigset_t just_sig, mask;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sched_start() == -1)
+        return -1;
+    if (wrapped(sa) && open_sigpipe() == -1)
+        return -1;
+    /* A handler may read only what it cannot catch half-written, and on_signal
+     * reads handlers[sig], a struct: block sig while it changes (a signal that
+     * comes meanwhile waits, and finds the new action). EINVAL: a signal libc
+     * keeps for itself, which sigaction() would refuse as well. */
+    if (sigemptyset(&just_sig) == -1 || sigaddset(&just_sig, sig) == -1
+            || sigprocmask(SIG_BLOCK, &just_sig, &mask) == -1)
+        return -1;
+    int rc = set_action(sig, sa, old);
+    int saved = errno;
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);    /* cannot fail: a mask it gave us */
+    errno = saved;
+    return rc;
 }

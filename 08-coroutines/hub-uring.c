@@ -74,9 +74,14 @@ static unsigned sq_next;                /* our tail: SQEs filled, published at *
 static struct fdslot *fds;              /* indexed by descriptor */
 static int nfds;
 static int in_flight;                   /* coroutines parked on an operation */
+static int ring_error;                  /* the ring is broken: why (see ring_broken()) */
 static struct op *main_op;              /* the main coroutine's, for a signal to cancel */
 
-/* Signals: the self-pipe of the epoll hub, read through the ring. */
+/* Signals: the self-pipe of the epoll hub, read through the ring. on_signal()
+ * reads sigpipe[1] and handlers[sig], and neither is ever half-written when it
+ * runs: sigpipe[1] is set before on_signal is first installed and never
+ * changed after, and handlers[sig] changes only while sig is blocked (see
+ * co_sigaction()). Nothing else a handler touches needs volatile sig_atomic_t. */
 static int sigpipe[2] = { -1, -1 };
 static struct sigaction handlers[NSIG];
 static unsigned char sigbuf[64];
@@ -97,8 +102,9 @@ static int io_uring_enter(unsigned to_submit, unsigned min_complete, unsigned fl
 }
 
 /* Where the kernel refuses io_uring, the program cannot run on this hub at all:
- * say so in one line and exit, as the loader does for a missing library. (The
- * runtime's one exit: every other error is returned.) */
+ * say so in one line and exit, as the loader does for a missing library. (One
+ * of the runtime's two exits, with ring_broken()'s: every other error is
+ * returned.) */
 static void unavailable(const char *why)
 {
     fprintf(stderr, "io_uring unavailable: %s\n", why);
@@ -121,7 +127,10 @@ int hub_init(void)
         return -1;              /* ENOMEM, EMFILE: the caller's to report */
     }
     /* Timeouts ride on io_uring_enter (EXT_ARG, 5.11); a read of a pipe at its
-     * current position (RW_CUR_POS, 5.6); completions never dropped (NODROP, 5.5). */
+     * current position (RW_CUR_POS, 5.6); a completion that finds the CQ full is
+     * kept in the kernel until we make room (NODROP, 5.5: IORING_SQ_CQ_OVERFLOW,
+     * see submit()). Kept, not promised: if the kernel has no memory for it, it
+     * is lost, and io_uring_enter says EBADR from then on (see ring_broken()). */
     unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_RW_CUR_POS | IORING_FEAT_NODROP;
     if ((p.features & need) != need)
         unavailable("this kernel's io_uring is older than Linux 5.11 (no IORING_FEAT_EXT_ARG)");
@@ -273,6 +282,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     int fd = want->fd;
     if (sched_start() == -1)
         return -1;
+    if (ring_error != 0) {      /* nothing we queue would ever complete */
+        errno = ring_error;
+        return -1;
+    }
     if (fd < 0) {
         errno = EBADF;
         return -1;
@@ -298,8 +311,10 @@ static long io(const struct io_uring_sqe *want, int writing)
     if (op.co == sched_main())
         main_op = &op;
     /* Park until the completion, and only then: the kernel holds &op and the
-     * caller's buffer until it posts it (a wake with an error, EDEADLK, cannot
-     * come while in_flight counts us: we wait again). */
+     * caller's buffer until it posts it. No wake with an error comes to us:
+     * co.c's EDEADLK needs hub_waiting() (in_flight, which counts us) at 0, and
+     * a ring broken while we are in flight stops the program (ring_broken()).
+     * A wake that brought no completion would just park us again. */
     while (!op.done)
         (void)sched_park(0);
     in_flight--;
@@ -318,13 +333,25 @@ static long io(const struct io_uring_sqe *want, int writing)
     return -1;
 }
 
+/* A poll SQE's event mask, as the kernel reads it. The field was 16 bits once,
+ * and on a big-endian machine those 16 bits sit in the high half of today's 32:
+ * so there the kernel swaps the two halves of what it reads, and we must swap
+ * them first (as liburing does). aarch64 and x86-64 are little-endian: nothing. */
+static uint32_t poll_mask(uint32_t events)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    events = events << 16 | events >> 16;
+#endif
+    return events;
+}
+
 /* The descriptor is non-blocking (the program's own socket, say) and the kernel
  * gave its EAGAIN back instead of waiting: wait for readiness through the ring,
  * then the caller submits the call again. */
 static int wait_ready(int fd, int writing)
 {
     struct io_uring_sqe want = { .opcode = IORING_OP_POLL_ADD, .fd = fd,
-                                 .poll32_events = writing ? POLLOUT : POLLIN };
+                                 .poll32_events = poll_mask(writing ? POLLOUT : POLLIN) };
     return io(&want, writing) == -1 ? -1 : 0;
 }
 
@@ -363,9 +390,14 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len)
 }
 
 /* The whole recv is the kernel's: it waits for data and copies it into buf
- * (which the parked caller keeps alive), and we wake with the byte count. */
+ * (which the parked caller keeps alive), and we wake with the byte count.
+ * MSG_WAITALL is the kernel's too: io_uring receives again for the rest. */
 ssize_t co_recv(int fd, void *buf, size_t len, int flags)
 {
+    /* ... which with MSG_PEEK peeks the same bytes again after them ("hello"
+     * peeked into 10 bytes: "hellohello"). One peek, then, as the readiness hub. */
+    if (flags & MSG_PEEK)
+        flags &= ~MSG_WAITALL;
     struct io_uring_sqe want = { .opcode = IORING_OP_RECV, .fd = fd, .addr = (uintptr_t)buf,
                                  .len = len > UINT_MAX ? UINT_MAX : (unsigned)len,
                                  .msg_flags = (unsigned)flags };
@@ -373,9 +405,29 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags)
         long n = io(&want, 0);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return n;           /* ECONNRESET and the like: the caller's to handle */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* the caller asked not to wait: EAGAIN is its answer */
         if (wait_ready(fd, 0) == -1)
             return -1;
     }
+}
+
+/* io_uring's send always adds MSG_NOSIGNAL: a stream whose peer has gone
+ * answers EPIPE and raises nothing. send() would raise SIGPIPE at the caller
+ * (on a stream socket, TCP or AF_UNIX, unless MSG_NOSIGNAL; a datagram's EPIPE
+ * raises nothing), and a program may count on it: at its default it ends the
+ * program, as it does one that calls send(). So we raise it, as the kernel
+ * would have: before the call returns. */
+static void raise_sigpipe(int fd, int flags)
+{
+    int type;
+    socklen_t len = sizeof type;
+    if (flags & MSG_NOSIGNAL)
+        return;
+    /* Fails only if fd is not a socket, which send's EPIPE says it is. */
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
+        return;
+    (void)raise(SIGPIPE);       /* fails only for a bad signal number */
 }
 
 /* May send less than asked, as send() may: the caller loops. */
@@ -386,8 +438,15 @@ ssize_t co_send(int fd, const void *buf, size_t len, int flags)
                                  .msg_flags = (unsigned)flags };
     for (;;) {
         long n = io(&want, 1);
+        if (n == -1 && errno == EPIPE) {
+            raise_sigpipe(fd, flags);
+            errno = EPIPE;      /* what the call returns, whatever the handler did */
+            return -1;
+        }
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            return n;           /* EPIPE, ECONNRESET: the peer is gone */
+            return n;           /* ECONNRESET: the peer is gone */
+        if (flags & MSG_DONTWAIT)
+            return -1;          /* as in co_recv: EAGAIN is the answer */
         if (wait_ready(fd, 1) == -1)
             return -1;
     }
@@ -402,6 +461,30 @@ int hub_waiting(void)
 
 static void take_signals(void);
 
+/* io_uring_enter failed in a way that no retry mends: ring_fd is not our ring
+ * any more (EBADF, EOPNOTSUPP: a plain close() of a stale number took it), the
+ * kernel lost a completion (EBADR: hub_init() says when; we cannot tell whose,
+ * and the kernel answers EBADR from then on), or we passed it nonsense (EFAULT,
+ * EINVAL). Nothing queued will complete. With no coroutine in flight, the hub
+ * reports it as the epoll hub does: co.c hands it to the main coroutine's wait,
+ * the program's die() prints it, and every IO call fails with it from then on.
+ * With one in flight, nobody can be told: a parked call returns only with its
+ * completion (until then the kernel may write into its caller's buffer), and
+ * none will come; returning anyway hands the kernel a stack frame that is
+ * gone, and waiting leaves the program spinning here, deaf to SIGINT (whose
+ * wake-up is a completion too). So the runtime stops the program, in one line
+ * and exit 1, here and only here: its second exit, beside unavailable(). */
+static int ring_broken(void)
+{
+    ring_error = errno;
+    if (in_flight == 0)
+        return -1;
+    fprintf(stderr, "io_uring_enter: %s\n", ring_error == EBADR
+            ? "a completion was lost (EBADR: the kernel had no memory to keep it)"
+            : strerror(ring_error));
+    exit(1);
+}
+
 /* One io_uring_enter for the whole round: it submits everything the coroutines
  * queued since the last one and waits (unless timeout_ms is 0) for at least one
  * completion, the time limit riding along (EXT_ARG): no timer of our own. */
@@ -414,9 +497,9 @@ int hub_wait(int timeout_ms)
         && __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE) == *cq_head;
     if (submit(wait, timeout_ms) == -1 && errno != EINTR && errno != ETIME
             && errno != EBUSY && errno != EAGAIN)
-        return -1;              /* EBADF, EFAULT: the ring itself is broken */
+        return ring_broken();   /* the ring itself is broken */
     /* EINTR: a signal, whose byte completes sigread; ETIME: a sleeper is due;
-     * EBUSY: too many unreaped, which is what we do now. */
+     * EBUSY, EAGAIN: too many unreaped, which is what we do now. */
     reap();
     if (sigread.done)
         take_signals();
@@ -517,37 +600,46 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+/* The self-pipe, made at the first handler: only the write end non-blocking
+ * (a handler must never block; the ring's read waits on the read end). */
+static int open_sigpipe(void)
 {
-    struct sigaction mine, was, before;
-    if (sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    int flags;
+    if (sigpipe[0] != -1)
+        return 0;
+    if (pipe2(sigpipe, O_CLOEXEC) == -1)
+        return -1;
+    /* F_GETFL first: F_SETFL sets every status flag at once, not just ours. */
+    if ((flags = fcntl(sigpipe[1], F_GETFL)) == -1
+            || fcntl(sigpipe[1], F_SETFL, flags | O_NONBLOCK) == -1 || arm_signals() == -1) {
+        int saved = errno;
+        (void)close(sigpipe[0]);
+        (void)close(sigpipe[1]);
+        sigpipe[0] = sigpipe[1] = -1;
+        errno = saved;
         return -1;
     }
-    if (sched_start() == -1)
-        return -1;
-    was = handlers[sig];
-    /* Ignoring, the default, or SA_SIGINFO handlers: passed on as they are. */
-    if (sa == NULL || sa->sa_handler == SIG_IGN || sa->sa_handler == SIG_DFL
-            || (sa->sa_flags & SA_SIGINFO)) {
+    return 0;
+}
+
+/* Whether on_signal goes in front of this action: a plain handler does.
+ * Ignoring, the default, or SA_SIGINFO handlers are passed on as they are. */
+static int wrapped(const struct sigaction *sa)
+{
+    return sa != NULL && sa->sa_handler != SIG_IGN && sa->sa_handler != SIG_DFL
+        && !(sa->sa_flags & SA_SIGINFO);
+}
+
+/* co_sigaction's work, with sig blocked. */
+static int set_action(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    struct sigaction mine, was = handlers[sig], before;
+    if (!wrapped(sa)) {
         if (sigaction(sig, sa, &before) == -1)
             return -1;
         if (sa != NULL)
             memset(&handlers[sig], 0, sizeof handlers[sig]);
     } else {
-        if (sigpipe[0] == -1) {
-            /* Only the write end non-blocking: a handler must never block. */
-            if (pipe2(sigpipe, O_CLOEXEC) == -1)
-                return -1;
-            if (fcntl(sigpipe[1], F_SETFL, O_NONBLOCK) == -1 || arm_signals() == -1) {
-                int saved = errno;
-                (void)close(sigpipe[0]);
-                (void)close(sigpipe[1]);
-                sigpipe[0] = sigpipe[1] = -1;
-                errno = saved;
-                return -1;
-            }
-        }
         handlers[sig] = *sa;    /* before on_signal can run and look for it */
         mine = *sa;
         mine.sa_handler = on_signal;
@@ -559,4 +651,29 @@ int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
     if (old)
         *old = before.sa_handler == on_signal ? was : before;
     return 0;
+}
+
+int co_sigaction(int sig, const struct sigaction *sa, struct sigaction *old)
+{
+    sigset_t just_sig, mask;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sched_start() == -1)
+        return -1;
+    if (wrapped(sa) && open_sigpipe() == -1)
+        return -1;
+    /* A handler may read only what it cannot catch half-written, and on_signal
+     * reads handlers[sig], a struct: block sig while it changes (a signal that
+     * comes meanwhile waits, and finds the new action). EINVAL: a signal libc
+     * keeps for itself, which sigaction() would refuse as well. */
+    if (sigemptyset(&just_sig) == -1 || sigaddset(&just_sig, sig) == -1
+            || sigprocmask(SIG_BLOCK, &just_sig, &mask) == -1)
+        return -1;
+    int rc = set_action(sig, sa, old);
+    int saved = errno;
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);    /* cannot fail: a mask it gave us */
+    errno = saved;
+    return rc;
 }

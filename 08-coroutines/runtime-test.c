@@ -13,6 +13,10 @@
  *                 08-coroutines/runtime-test overflow
  *                                                  a coroutine recurses without end:
  *                                                  the guard page must kill it (SIGSEGV)
+ *                 08-coroutines/runtime-test sigpipe
+ *                                                  a co_send() to a closed peer with
+ *                                                  SIGPIPE at its default: it must kill
+ *                                                  it (the contract's run runs this)
  *
  * Pitfall: timing checks need slack on a busy machine (and under sanitizers). The
  * bounds are wide on purpose; only "never early" is strict, since the runtime must
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1256,6 +1261,199 @@ static void test_close_reuse(void)
     CHECK(co_close(listen_fd) == 0, "co_close");
 }
 
+/* ---------------------------------------------------------------- libc's flags and SIGPIPE */
+
+/* co.h: "otherwise they behave as the libc calls do", and MSG_DONTWAIT is the
+ * caller saying "do not wait": recv() with nothing to read and send() with no
+ * room return -1, EAGAIN, at once. A hub that parks instead would wait for good:
+ * the guard co_close()s the descriptor after a second (the call then says EBADF). */
+static void test_dontwait(void)
+{
+    char c;
+    void *gr = int_ptr(-2);
+    struct co *g;
+
+    test = "MSG_DONTWAIT: -1, EAGAIN, no wait";
+    make_socketpair(io_fd);
+    CHECK(fill(io_fd[0]) > 0, "io_fd[0]'s way out is full");
+    guard_done = 0;
+    guarded_fd = io_fd[0];
+    if (!CHECK((g = co_spawn(guard, int_ptr(1000))) != NULL, "co_spawn"))
+        return;
+    long long t0 = now_ns();
+    errno = 0;
+    CHECK(co_recv(io_fd[0], &c, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN,
+          "co_recv, nothing to read: -1, EAGAIN");
+    errno = 0;
+    CHECK(co_send(io_fd[0], "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == -1 && errno == EAGAIN,
+          "co_send, no room: -1, EAGAIN");
+    if (!CHECK(ms_since(t0) < 500, "at once"))
+        printf("#   took %.0f ms\n", ms_since(t0));
+    guard_done = 1;
+    CHECK(co_join(g, &gr) == 0 && gr == NULL, "nobody parked for good (the guard's second)");
+    if (gr == NULL)
+        CHECK(co_close(io_fd[0]) == 0, "co_close");
+    close_fd(io_fd[1]);
+}
+
+/* Sends "hello", sleeps arg ms, sends "world": one message in two pieces. */
+static void *send_halves(void *arg)
+{
+    if (co_send(io_fd[1], "hello", 5, MSG_NOSIGNAL) != 5)
+        return int_ptr(errno);
+    if (co_sleep_ms(ptr_int(arg)) == -1)
+        return int_ptr(errno);
+    return int_ptr(co_send(io_fd[1], "world", 5, MSG_NOSIGNAL) == 5 ? 0 : errno);
+}
+
+/* recv(2): "MSG_WAITALL: this flag requests that the operation block until the
+ * full request is satisfied" (on a stream socket), and MSG_PEEK leaves what it
+ * read in the queue for the next recv. Both at once, an AF_UNIX stream's recv()
+ * peeks what is there (TCP's would wait for len bytes: co.h says so). */
+static void test_waitall_peek(void)
+{
+    char buf[16];
+    void *wr = int_ptr(-1);
+    struct co *w;
+
+    test = "MSG_WAITALL and MSG_PEEK";
+    make_socketpair(io_fd);
+    memset(buf, 0, sizeof buf);
+    if (!CHECK((w = co_spawn(send_halves, int_ptr(20))) != NULL, "co_spawn"))
+        return;
+    long long t0 = now_ns();
+    ssize_t n = co_recv(io_fd[0], buf, 10, MSG_WAITALL);
+    if (!CHECK(n == 10 && memcmp(buf, "helloworld", 10) == 0,
+               "MSG_WAITALL: all 10 bytes, sent in two pieces 20 ms apart"))
+        printf("#   got %zd: \"%.*s\"\n", n, n > 0 ? (int)n : 0, buf);
+    CHECK(ms_since(t0) >= 20, "after the second piece came");
+    CHECK(co_join(w, &wr) == 0 && wr == NULL, "the writer's co_sends succeeded");
+    memset(buf, 0, sizeof buf);
+    CHECK(co_send(io_fd[1], "peek", 4, MSG_NOSIGNAL) == 4, "co_send");
+    CHECK(co_recv(io_fd[0], buf, sizeof buf, MSG_PEEK) == 4 && memcmp(buf, "peek", 4) == 0,
+          "MSG_PEEK: the bytes");
+    memset(buf, 0, sizeof buf);
+    n = co_recv(io_fd[0], buf, 8, MSG_PEEK | MSG_WAITALL);
+    if (!CHECK(n == 4 && memcmp(buf, "peek", 4) == 0,
+               "MSG_PEEK | MSG_WAITALL (AF_UNIX): what is there, once, as recv() gives it"))
+        printf("#   got %zd: \"%.*s\"\n", n, n > 0 ? (int)n : 0, buf);
+    memset(buf, 0, sizeof buf);
+    CHECK(co_recv(io_fd[0], buf, sizeof buf, 0) == 4 && memcmp(buf, "peek", 4) == 0,
+          "... still there for the next co_recv");
+    CHECK(co_close(io_fd[0]) == 0 && co_close(io_fd[1]) == 0, "co_close");
+}
+
+static volatile sig_atomic_t pipes;
+
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+    pipes++;
+}
+
+/* send(2) to a stream whose peer has gone: EPIPE, and "the SIGPIPE signal is also
+ * sent, unless MSG_NOSIGNAL is set". With a handler (SA_RESTART: the runtime's
+ * EINTR for main is not what this is about), it runs once per such send; at its
+ * default the signal kills the program, as it kills one calling send(): a fresh
+ * runtime-test in sigpipe mode must die of it. */
+static void test_sigpipe(void)
+{
+    struct sigaction sa, old;
+    int status;
+
+    test = "co_send to a closed peer: SIGPIPE, unless MSG_NOSIGNAL";
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigpipe;
+    sa.sa_flags = SA_RESTART;
+    if (sigemptyset(&sa.sa_mask) == -1)
+        die("sigemptyset");
+    if (!CHECK(co_sigaction(SIGPIPE, &sa, &old) == 0, "co_sigaction"))
+        return;
+    pipes = 0;
+    make_socketpair(io_fd);
+    close_fd(io_fd[1]);
+    errno = 0;
+    CHECK(co_send(io_fd[0], "x", 1, 0) == -1 && errno == EPIPE, "co_send: -1, EPIPE");
+    CHECK(pipes == 1, "and SIGPIPE came, once");
+    errno = 0;
+    CHECK(co_send(io_fd[0], "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE,
+          "co_send with MSG_NOSIGNAL: -1, EPIPE");
+    CHECK(pipes == 1, "and no SIGPIPE");
+    CHECK(co_close(io_fd[0]) == 0, "co_close");
+    CHECK(co_sigaction(SIGPIPE, &old, NULL) == 0, "co_sigaction restores the old action");
+
+    pid_t child = fork();
+    if (child == -1)
+        die("fork");
+    if (child == 0) {
+        execl("/proc/self/exe", "runtime-test", "sigpipe", (char *)NULL);
+        _exit(127);
+    }
+    if (waitpid(child, &status, 0) == -1)
+        die("waitpid");
+    if (!CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE,
+               "SIGPIPE at its default: runtime-test sigpipe died of it"))
+        printf("#   %s %d\n", WIFSIGNALED(status) ? "signal" : "exit status",
+               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* ---------------------------------------------------------------- co_close and copies */
+
+/* Whether the runtime's epoll set holds the file whose inode is ino: 1 or 0,
+ * or -1 if there is no epoll set (the completion hub's programs). The kernel
+ * lists an epoll set's watches in /proc/self/fdinfo/EPFD, a line each:
+ * "tfd: FD events: MASK data: DATA pos:0 ino:INODE sdev:DEV" (hex inode). */
+static int epoll_watches(unsigned long ino)
+{
+    char path[64], target[64], line[256];
+    int found = -1;
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n == -1)
+            continue;           /* ENOENT: fd is not open */
+        target[n] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            die("fopen fdinfo");
+        if (found == -1)
+            found = 0;
+        while (fgets(line, sizeof line, f) != NULL) {
+            const char *at = strstr(line, " ino:");
+            if (strncmp(line, "tfd:", 4) == 0 && at != NULL && strtoul(at + 5, NULL, 16) == ino)
+                found = 1;
+        }
+        if (fclose(f) == EOF)
+            die("fclose");
+    }
+    return found;
+}
+
+/* epoll(7), Q6: close() takes a descriptor out of an epoll set only when it
+ * closes the file's last descriptor; a dup() keeps the file, and its watch,
+ * alive. co_close() must take the registration out itself: else epoll goes on
+ * reporting the old file under the number the next socket() gets. */
+static void test_close_copy(void)
+{
+    int sv[2];
+    struct stat st;
+
+    test = "co_close with a dup() of the descriptor open";
+    make_socketpair(sv);
+    CHECK(co_send(sv[0], "x", 1, MSG_NOSIGNAL) == 1, "co_send: the runtime knows sv[0]");
+    int copy = dup(sv[0]);
+    if (copy == -1 || fstat(copy, &st) == -1)
+        die("dup");
+    CHECK(epoll_watches(st.st_ino) != 0, "the runtime's epoll set (if any) watches the file");
+    CHECK(co_close(sv[0]) == 0, "co_close");
+    CHECK(epoll_watches(st.st_ino) != 1, "after co_close, it does not, though the dup is open");
+    close_fd(copy);
+    close_fd(sv[1]);
+}
+
 /* ---------------------------------------------------------------- fairness */
 
 static long reads, reads_at_first_tick, ticks_at_end;
@@ -1671,6 +1869,24 @@ static void *overflow(void *arg)
     return int_ptr(recurse(0));
 }
 
+/* test_sigpipe's other half, in a process of its own: SIGPIPE at its default,
+ * a co_send (no MSG_NOSIGNAL) to a peer that has gone must kill it. */
+static int run_sigpipe(void)
+{
+    struct sigaction sa;
+    int sv[2];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;    /* whatever the parent had: exec keeps SIG_IGN */
+    if (sigemptyset(&sa.sa_mask) == -1 || sigaction(SIGPIPE, &sa, NULL) == -1)
+        die("sigaction");
+    make_socketpair(sv);
+    close_fd(sv[1]);
+    ssize_t n = co_send(sv[0], "x", 1, 0);
+    fprintf(stderr, "runtime-test: co_send to a closed peer returned %zd (%s), and SIGPIPE did not kill us\n",
+            n, strerror(errno));
+    return 1;
+}
+
 /* The guard page at work: this process must die of SIGSEGV. */
 static int run_overflow(void)
 {
@@ -1690,8 +1906,10 @@ int main(int argc, char **argv)
         die("sysconf");
     if (argc == 2 && strcmp(argv[1], "overflow") == 0)
         return run_overflow();
+    if (argc == 2 && strcmp(argv[1], "sigpipe") == 0)
+        return run_sigpipe();
     if (argc != 1) {
-        fprintf(stderr, "usage: runtime-test [overflow]\n");
+        fprintf(stderr, "usage: runtime-test [overflow | sigpipe]\n");
         return 2;
     }
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)     /* failures in order even into a pipe */
@@ -1724,6 +1942,10 @@ int main(int argc, char **argv)
     test_recv_datagrams();
     test_recv_urgent();
     test_close_reuse();
+    test_dontwait();
+    test_waitall_peek();
+    test_sigpipe();
+    test_close_copy();
     test_fairness();
     test_signal_eintr();
     test_signal_restart();
