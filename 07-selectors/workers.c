@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>          /* PR_SET_PDEATHSIG: Linux's */
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ static void give_up(const char *what)
  * worker, with the signal mask of before run_workers() back, and 0 in the parent. */
 static int start_worker(long i, const sigset_t *mask)
 {
+    pid_t parent = getpid();    /* now: in the worker, getppid() may already be another */
     pid_t pid = fork();
     if (pid == -1)
         give_up("fork");        /* EAGAIN: out of processes; stop those started */
@@ -94,6 +96,17 @@ static int start_worker(long i, const sigset_t *mask)
         workers[i] = pid;
         return 0;
     }
+    /* A parent killed outright (SIGKILL) stops no one: its workers would go on
+     * serving and holding the port, and a new server could not bind it. Linux can
+     * send us a signal when the parent dies: SIGTERM, which stops a worker as the
+     * parent's own stop_workers() does. (It is blocked until the mask is restored
+     * below, so it waits, pending, for the handler that sets stop.) */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+        die("prctl");
+    /* The parent may have died before that call, and then no signal comes: we have
+     * been handed to init (or a subreaper) already, so getppid() is another pid. */
+    if (getppid() != parent)
+        exit(0);
     if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
         die("sigprocmask");
     mine = &board[i];
