@@ -25,9 +25,10 @@
  * tallies, and exits 0. A worker that exits with an error status, or a failed fork,
  * stops them all and exits 1. A parent killed outright (SIGKILL) gets no say: the
  * kernel then sends each worker SIGTERM (PR_SET_PDEATHSIG), so the workers stop as
- * they would at SIGINT, and none is left holding the port. SIGINT, SIGTERM and
- * SIGCHLD must not be set to SA_RESTART; SIGCHLD's handler is run_workers' own, and
- * SIGTERM's, in a worker, must stop it. */
+ * they would at SIGINT, and none is left holding the port. SA_RESTART or not, the
+ * caller's handlers end the parent's wait (sigsuspend() always returns when one has
+ * run); SIGCHLD's handler is run_workers' own, and SIGTERM's, in a worker, must stop
+ * it. */
 long run_workers(long n, const volatile sig_atomic_t *stop);
 
 /* In a worker: its counts so far, written to its slot of the parent's board. Call it
