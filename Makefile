@@ -23,7 +23,7 @@ SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 # Every .c file in a stage directory is one program, built from that file alone,
 # except a stage's library: from 04 to 07 the server and the client link the stage's
 # net.c (the helpers every program has had since 01); 07's programs also link its
-# selector library (selectors.c and one sel-*.c per backend), and its server workers.c.
+# selector library (selectors.c and one sel-*.c per backend), and both its servers workers.c.
 # 08 has its own Makefile: all its programs link its coroutine runtime, with a choice
 # of context switch.
 NET := $(wildcard [0-9][0-9]-*/net.[ch])
@@ -60,11 +60,13 @@ san-stage08:
 # 07's programs link its library, and are rebuilt when it changes (after all: the first
 # target is the default).
 $(filter 07-selectors/%,$(PROGRAMS)) $(filter .san/07-selectors/%,$(SAN_PROGRAMS)): $(SELECTORS)
-07-selectors/server .san/07-selectors/server: $(WORKERS)
+07-selectors/server .san/07-selectors/server \
+	07-selectors/framed-server .san/07-selectors/framed-server: $(WORKERS)
 04-select/server 04-select/client .san/04-select/server .san/04-select/client: $(filter 04-select/%,$(NET))
 05-poll/server 05-poll/client .san/05-poll/server .san/05-poll/client: $(filter 05-poll/%,$(NET))
 06-epoll/server 06-epoll/client .san/06-epoll/server .san/06-epoll/client: $(filter 06-epoll/%,$(NET))
-07-selectors/server 07-selectors/client .san/07-selectors/server .san/07-selectors/client: $(filter 07-selectors/%,$(NET))
+07-selectors/server 07-selectors/client .san/07-selectors/server .san/07-selectors/client \
+	07-selectors/framed-server .san/07-selectors/framed-server: $(filter 07-selectors/%,$(NET))
 
 # -pthread is harmless where no thread is used, and keeps one rule for every program.
 $(PROGRAMS): %: %.c
