@@ -2,9 +2,9 @@
 # tables and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
 # Reads: servers, counts, idle_counts, cell, split_cell, placements, split_missing,
 # c10k, open_cell, open_labels, open_rate, open_share, open_conns, syscall_labels,
-# syscall_conns, calls, idle_cpu, switch_ns, cpu_targets, mem_targets,
+# syscall_conns, calls, model_pairs, idle_cpu, switch_ns, cpu_targets, mem_targets,
 # syscall_ns, roundtrip_us, kstack_kib, repeats, secs, c10k_secs, open_secs, idle_secs,
-# quick, timings, tmp, out; run's is_target; and tests/bench/decimal.sh's
+# hz, quick, timings, tmp, out; run's is_target; and tests/bench/decimal.sh's
 # functions (which set R: no $(...) per figure, each would fork).
 # shellcheck shell=bash disable=SC2154
 
@@ -29,6 +29,11 @@ cpu_of() {
         read -r _ _ _ c _ <<<"${split_cell["$1|$2"]:--}"
     fi
     R=${c:--}
+}
+# calls_of LABEL: its system calls per request in all (strace's total), "-" if not counted, in R.
+calls_of() {
+    R=-
+    if [[ " ${calls["$1"]:-} " =~ \ total=([0-9.]+)\  ]]; then R=${BASH_REMATCH[1]}; fi
 }
 # c10k_of LABEL K FIELD: of the cell with K idle: 1 CPU µs/request, 2 RSS KiB, 3 threads, in R.
 c10k_of() {
@@ -164,7 +169,7 @@ placement_section() {
     local label n a b x r1 r2
     echo "## Two placements: one CPU, and separate CPUs"
     echo
-    echo "The cells the CPU targets compare ran in two placements, in the same"
+    echo "The cells the CPU targets compare (and the cost model's) ran in two placements, in the same"
     echo "rounds: server and load generator both on CPU 0 (one CPU, as every other section:"
     echo "repeatable), and the server on CPU 0 with the load generator on CPU 1 (separate CPUs, as a"
     echo "server is deployed: a request's wake-up crosses CPUs, which one CPU hides)."
@@ -187,6 +192,63 @@ placement_section() {
     done
 }
 
+# cost_model: each server's system calls times the floor's call cost against its CPU per
+# request; and, for each of model_pairs, the calls saved times a call's cost (the saving
+# predicted) against the CPU per request saved (measured) in each placement.
+cost_model() {
+    local label ref n=$syscall_conns c pred cpu share saved pair p a b diff x rps tick
+    echo "## Cost model: system calls x what one costs on this machine, $syscall_conns connections"
+    echo
+    echo "Each server's system calls per request (above, strace's total) times the floor's system"
+    echo "call ($syscall_ns ns, getppid: entering and leaving the kernel, no work inside) is what the"
+    echo "crossings into the kernel cost it per request, beside its CPU per request (one CPU,"
+    echo "$syscall_conns connections). The rest is work no count of calls shows: TCP, copies and wake-ups"
+    echo "in the kernel, the server's own code. Saving a call saves its crossing, not that work."
+    echo
+    echo "| server | system calls per request | x ${syscall_ns} ns = µs per request | CPU µs/request, one CPU | share of the CPU |"
+    echo "|---|---:|---:|---:|---:|"
+    for label in "${syscall_labels[@]}"; do
+        calls_of "$label"; c=$R
+        scale "$c" "$syscall_ns" 1000 2; pred=$R
+        cpu_of "$label" "$n"; cpu=$R
+        scale "$pred" 100 "$cpu" 0; share=$R
+        [ "$share" = - ] || share="$share %"
+        echo "| $label | $c | $pred | $cpu | $share |"
+    done
+    echo
+    echo "What a server saves in calls, times a call's cost, is the saving the model predicts; the"
+    echo "difference in CPU per request is the saving measured, in each placement. Measured over"
+    echo "predicted near 1: the calls are the story. Above 1: it saves work besides the crossings."
+    echo "Below 1, or negative: it pays for something the calls do not show (its own work per"
+    echo "operation, wake-ups across CPUs), and where calls are cheap that can outweigh the saving."
+    echo "CPU is counted in clock ticks ($((1000 / hz)) ms): the tick column is one tick spread over the"
+    echo "cell's requests, the finest difference the cell can show."
+    echo
+    echo "| server against reference | calls saved per request | predicted saving µs | placement | CPU µs/request, reference / server | measured saving µs | measured / predicted | tick µs |"
+    echo "|---|---:|---:|---|---:|---:|---:|---:|"
+    for pair in "${model_pairs[@]}"; do
+        label=${pair%%|*}; ref=${pair#*|}
+        calls_of "$ref"; a=$R
+        calls_of "$label"; b=$R
+        sum "$a" "-$b" 2; saved=$R
+        scale "$saved" "$syscall_ns" 1000 2; pred=$R
+        for p in one split; do
+            if [ "$p" = split ] && [ -n "$split_missing" ]; then
+                echo "| $label against $ref | $saved | $pred | separate CPUs | not run | | | |"
+                continue
+            fi
+            cpu_of "$ref" "$n" "$p"; a=$R
+            cpu_of "$label" "$n" "$p"; b=$R
+            sum "$a" "-$b" 1; diff=$R
+            ratio "$diff" "$pred"; x=$R
+            if [ "$p" = one ]; then read -r rps _ <<<"${cell["$label|$n"]:--}"; else read -r rps _ <<<"${split_cell["$label|$n"]:--}"; fi
+            scale "$rps" "$secs" 1 0
+            scale $((1000000 / hz)) 1 "$R" 2; tick=$R
+            echo "| $label against $ref | $saved | $pred | $([ "$p" = one ] && echo one CPU || echo separate CPUs) | $a / $b | $diff | $x | $tick |"
+        done
+    done
+}
+
 {
     echo "# make bench: every stage side by side"
     echo
@@ -196,7 +258,7 @@ placement_section() {
     echo "${secs} s per cell after every connection was opened and answered once. CPU is the server's"
     echo "own (user + system, from /proc/PID/stat) per request; RSS its VmRSS at the end."
     echo "Server and load generator share one CPU (taskset -c 0), which makes the figures repeat;"
-    echo "every section but one runs so. The cells the CPU targets compare"
+    echo "every section but one runs so. The cells the CPU targets compare (and the cost model's)"
     echo "also ran with the load generator on CPU 1, the server still on CPU 0, where this machine"
     echo "has a CPU 1: see \"Two placements\"."
     if [ "$repeats" -gt 1 ]; then
@@ -283,6 +345,8 @@ placement_section() {
     for label in "${syscall_labels[@]}"; do
         echo "| $label | ${calls["$label"]:-not measured: strace is not installed} |"
     done
+    echo
+    cost_model
     echo
     echo "## C10K: one busy connection among K idle ones"
     echo
