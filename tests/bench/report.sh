@@ -336,7 +336,8 @@ cost_model() {
     echo "## System calls per request, $syscall_conns connections"
     echo
     echo "Counted by \`strace -c -f\` over a run of $secs s (which it slows: no CPU figures here),"
-    echo "divided by the requests served; calls made less than once in 20 requests are left out."
+    echo "divided by the requests served; calls made less than once in 20 requests are left out"
+    echo "(but not the total, which counts them all)."
     echo "The counts include each connection's setup (its accept, first round trip and close),"
     echo "spread over the requests: a few hundredths of a call each."
     echo
