@@ -8,19 +8,27 @@
  *
  * Build and run:  cc -std=c11 -o client client.c
  *                 ./client -p 8080 hello world      prints  hello -> HELLO ...
+ *                 ./client -p 8080 -f hello world   the same, framed (./framed-server)
  *                 ./client -p 8080 -d 1000 &  ./client -p 8080 -w
  *                     (the second client's first reply waits for the first client)
  *
  * Look at: read_line(), which loops on recv() until it has a whole line; and
  * naive() (-N), which takes one recv() for one reply, as the notes' first
  * version does, and shows what that gets wrong: replies merged, a reply split.
+ * -f speaks framed-server.c's protocol, the notes' other cure: each message
+ * behind a 4-byte length (network byte order), each reply read with
+ * read_exact(): the 4 bytes of its header, then exactly that many.
+ * -N -f: the length prefix is there, but one recv() is still taken as one
+ * reply: a prefix helps only the reader that uses it.
  * Exit status: 0 when every reply matched, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,7 @@
 #define NAIVE_RECV 1024         /* -N reads as the notes do: conn.recv(1024) */
 #define NAIVE_PAUSE_MS 200      /* -N: busy elsewhere this long before reading */
 #define PEER_MAX 64             /* "[" INET6_ADDRSTRLEN "]:port" fits */
+#define HEADER 4                /* -f: a message's length, 4 bytes, network byte order */
 
 static const char *prog;                /* argv[0], for messages */
 static const char *server_addr = "127.0.0.1";
@@ -40,6 +49,7 @@ static int server_port = 8080;
 static long hold_ms;                    /* -d: stay connected this long at the end */
 static int show_wait;                   /* -w: print how long the first reply took */
 static int naive_mode;                  /* -N: one recv() taken as one reply */
+static int framed;                      /* -f: length-prefixed messages, not lines */
 
 static void die(const char *what)
 {
@@ -49,13 +59,14 @@ static void die(const char *what)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-d MILLIS] [-w] [-N] [-h] [MESSAGE...]\n"
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-d MILLIS] [-w] [-N] [-f] [-h] [MESSAGE...]\n"
                 "  sends each MESSAGE (default: hello world) as a line, prints each reply\n"
                 "  -a ADDR   server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   server port (default 8080)\n"
                 "  -d MILLIS stay connected this long after the last reply\n"
                 "  -w        print how long the first reply took, connect included\n"
                 "  -N        naive: send every message, then take one recv() as one reply\n"
+                "  -f        framed: each message behind its 4-byte length, for framed-server\n"
                 "  -h        this help\n", prog);
 }
 
@@ -77,13 +88,14 @@ static void parse_options(int argc, char **argv)
 {
     int c;
     prog = argv[0];
-    while ((c = getopt(argc, argv, "a:p:d:wNh")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:d:wNfh")) != -1) {
         switch (c) {
         case 'a': server_addr = optarg; break;
         case 'p': server_port = (int)number(c, optarg, 65535); break;
         case 'd': hold_ms = number(c, optarg, 3600000); break;
         case 'w': show_wait = 1; break;
         case 'N': naive_mode = 1; break;
+        case 'f': framed = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -206,6 +218,97 @@ static ssize_t read_line(int fd, char *line, size_t size)
     return (ssize_t)got;
 }
 
+/* -f: exactly len bytes. The length said how many, but they too may arrive in
+ * pieces, so recv() until all are in. Returns how many came before an EOF (len
+ * if none), -1 with errno set on error. */
+static ssize_t read_exact(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n == 0)
+            break;          /* EOF before all of it */
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;   /* interrupted by a signal: read again */
+            return -1;      /* ECONNRESET and friends */
+        }
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* -f: one reply, the answer to msg: its 4-byte header, then exactly as many bytes
+ * as that says, into line (room for HEADER + strlen(msg)). Returns the length of
+ * both. A reply that is not msg's framed answer is an error that says what came. */
+static ssize_t read_frame(int fd, const char *msg, char *line)
+{
+    size_t len = strlen(msg);
+    uint32_t be;
+    ssize_t n = read_exact(fd, line, HEADER);
+    if (n == HEADER) {
+        memcpy(&be, line, HEADER);
+        if (ntohl(be) != len) {
+            /* A plain server upper-cases the stream: a length byte from 97 ('a') to 122
+             * ('z') comes back 32 less. */
+            fprintf(stderr, "%s: the reply's header says %lu bytes (%02x %02x %02x %02x), not %zu:"
+                    " is this a framed server?\n", msg, (unsigned long)ntohl(be),
+                    (unsigned char)line[0], (unsigned char)line[1], (unsigned char)line[2],
+                    (unsigned char)line[3], len);
+            exit(1);
+        }
+        n = read_exact(fd, line + HEADER, len);
+        if (n == (ssize_t)len)
+            return HEADER + n;
+        if (n != -1)
+            fprintf(stderr, "%s: server closed after %zd of %zu body bytes\n", msg, n, len);
+    } else if (n != -1) {
+        fprintf(stderr, "%s: server closed after %zd of %d header bytes\n", msg, n, HEADER);
+    }
+    if (n == -1)
+        fprintf(stderr, "%s: %s\n", msg, strerror(errno));
+    exit(1);
+}
+
+/* What goes out for msg, into out: the line and its newline, or (-f) the 4-byte
+ * length and the bytes. With reply set, what must come back: the same, a-z upper-cased
+ * (not the header: a length byte of 97 is not an 'a'). Returns its length. */
+static size_t wire_form(const char *msg, char *out, int reply)
+{
+    size_t len = strlen(msg), head = framed ? HEADER : 0;
+    uint32_t be = htonl((uint32_t)len);     /* network byte order: big-endian */
+    if (framed)
+        memcpy(out, &be, HEADER);
+    else
+        out[len] = '\n';
+    memcpy(out + head, msg, len);
+    if (reply)
+        upper(out + head, len);
+    return head + len + !framed;
+}
+
+/* -N: how many whole replies the bytes of one recv() hold: lines, or (-f) frames
+ * whose header and body are both there. */
+static int whole_replies(const char *got, size_t n)
+{
+    int count = 0;
+    for (size_t at = 0; at < n; at++) {
+        if (!framed) {
+            count += got[at] == '\n';
+            continue;
+        }
+        uint32_t be;
+        if (n - at < HEADER)
+            break;
+        memcpy(&be, got + at, HEADER);
+        if (ntohl(be) > n - at - HEADER)
+            break;
+        count++;
+        at += HEADER + ntohl(be) - 1;       /* the loop's at++ steps past it */
+    }
+    return count;
+}
+
 /* -N, the sticky-packet lesson (note 002): the messages go out back to back, each
  * in its own send(); then, for each, ONE recv() is taken as its reply. TCP keeps
  * no message boundaries: replies that wait together come out of one recv()
@@ -214,11 +317,11 @@ static ssize_t read_line(int fd, char *line, size_t size)
  * held exactly their message's reply. */
 static int naive(int fd, char **msgs, int nmsgs)
 {
-    char got[NAIVE_RECV + 1], want[LINE_MAX_BYTES];
+    char got[NAIVE_RECV + 1], want[HEADER + LINE_MAX_BYTES];
+    const char *unit = framed ? "whole message" : "whole line";
     int right = 0;
     for (int i = 0; i < nmsgs; i++) {
-        snprintf(want, sizeof want, "%s\n", msgs[i]);
-        if (send_all(fd, want, strlen(want)) == -1) {
+        if (send_all(fd, want, wire_form(msgs[i], want, 0)) == -1) {
             fprintf(stderr, "send: %s\n", strerror(errno));
             exit(1);
         }
@@ -241,15 +344,11 @@ static int naive(int fd, char **msgs, int nmsgs)
             continue;
         }
         got[n] = '\0';
-        int lines = 0;
-        for (ssize_t j = 0; j < n; j++)
-            lines += got[j] == '\n';
-        size_t len = strlen(msgs[i]);
-        snprintf(want, sizeof want, "%s\n", msgs[i]);
-        upper(want, len);
-        int ok = (size_t)n == len + 1 && memcmp(got, want, len + 1) == 0;
+        int lines = whole_replies(got, (size_t)n);
+        size_t len = wire_form(msgs[i], want, 1);
+        int ok = (size_t)n == len && memcmp(got, want, len) == 0;
         right += ok;
-        printf("recv %d: %zd bytes, %d whole line%s%s\n", i + 1, n, lines, lines == 1 ? "" : "s",
+        printf("recv %d: %zd bytes, %d %s%s%s\n", i + 1, n, lines, unit, lines == 1 ? "" : "s",
                ok ? ": its reply" : lines > 1 ? ": replies merged"
                                   : lines == 0 ? ": part of a reply" : ": not its reply");
     }
@@ -260,7 +359,7 @@ static int naive(int fd, char **msgs, int nmsgs)
 int main(int argc, char **argv)
 {
     static char *defaults[] = { "hello", "world" };
-    char line[LINE_MAX_BYTES], want[LINE_MAX_BYTES];
+    char line[HEADER + LINE_MAX_BYTES], want[HEADER + LINE_MAX_BYTES];
     int failed = 0;
 
     parse_options(argc, argv);
@@ -271,9 +370,9 @@ int main(int argc, char **argv)
         die("signal");
 
     for (int i = 0; i < nmsgs; i++) {
-        if (strlen(msgs[i]) + 2 > sizeof want || strchr(msgs[i], '\n') != NULL) {
-            fprintf(stderr, "%s: a message is one line of at most %zu bytes\n",
-                    prog, sizeof want - 2);
+        if (strlen(msgs[i]) + 2 > LINE_MAX_BYTES || strchr(msgs[i], '\n') != NULL) {
+            fprintf(stderr, "%s: a message is one line of at most %d bytes\n",
+                    prog, LINE_MAX_BYTES - 2);
             exit(2);
         }
     }
@@ -285,24 +384,21 @@ int main(int argc, char **argv)
         nmsgs = 0;              /* the framed loop below has nothing left to do */
     }
     for (int i = 0; i < nmsgs; i++) {
-        size_t len = strlen(msgs[i]);
-        snprintf(want, sizeof want, "%s\n", msgs[i]);
-        if (send_all(fd, want, len + 1) == -1) {
+        if (send_all(fd, want, wire_form(msgs[i], want, 0)) == -1) {
             fprintf(stderr, "send: %s\n", strerror(errno));
             exit(1);
         }
-        ssize_t n = read_line(fd, line, sizeof line);
+        ssize_t n = framed ? read_frame(fd, msgs[i], line) : read_line(fd, line, LINE_MAX_BYTES);
         if (n <= 0) {
             fprintf(stderr, "%s: %s\n", msgs[i], n == 0 ? "server closed" : strerror(errno));
             exit(1);
         }
         if (i == 0 && show_wait)
             printf("first reply after %.2f s\n", now() - start);
-        line[n - 1] = '\0';     /* drop the newlines before comparing */
-        want[len] = '\0';
-        upper(want, len);
-        int ok = strcmp(line, want) == 0;
-        printf("%s -> %s%s\n", msgs[i], line, ok ? "" : "  (mismatch)");
+        size_t wlen = wire_form(msgs[i], want, 1);     /* what the reply must be */
+        int ok = (size_t)n == wlen && memcmp(line, want, wlen) == 0;
+        line[framed ? n : n - 1] = '\0';               /* drop the newline to print it */
+        printf("%s -> %s%s\n", msgs[i], line + (framed ? HEADER : 0), ok ? "" : "  (mismatch)");
         failed |= !ok;
     }
     if (hold_ms > 0)

@@ -308,10 +308,8 @@ static ssize_t service(struct conn *c)
     return c->eof && c->head == c->tail ? -1 : (ssize_t)got + n;
 }
 
-/* close() also takes the descriptor out of epoll, because it is the socket's only
- * descriptor: epoll watches the open file, and drops it when the file's last
- * descriptor closes (epoll(7), Q6). A dup() or a fork() after accept() would keep it
- * registered and reported; there, EPOLL_CTL_DEL first. */
+/* close() takes it out of epoll too, as the file's last descriptor (epoll(7), Q6):
+ * a dup() or a fork() would keep it registered; nothing here makes either. */
 static void close_conn(struct conn *c)
 {
     conns[c->fd] = NULL;

@@ -1354,12 +1354,13 @@ static void on_sigpipe(int sig)
 /* send(2) to a stream whose peer has gone: EPIPE, and "the SIGPIPE signal is also
  * sent, unless MSG_NOSIGNAL is set". With a handler (SA_RESTART: the runtime's
  * EINTR for main is not what this is about), it runs once per such send; at its
- * default the signal kills the program, as it kills one calling send(): a fresh
- * runtime-test in sigpipe mode must die of it. */
+ * default the signal kills the program, as it kills one calling send():
+ * runtime-test in sigpipe mode must die of it (tests/08-runtime.bats runs it, as
+ * it runs overflow mode: a fork and exec from here would not run under qemu-user,
+ * which hands an aarch64 program's exec to the host). */
 static void test_sigpipe(void)
 {
     struct sigaction sa, old;
-    int status;
 
     test = "co_send to a closed peer: SIGPIPE, unless MSG_NOSIGNAL";
     memset(&sa, 0, sizeof sa);
@@ -1381,20 +1382,6 @@ static void test_sigpipe(void)
     CHECK(pipes == 1, "and no SIGPIPE");
     CHECK(co_close(io_fd[0]) == 0, "co_close");
     CHECK(co_sigaction(SIGPIPE, &old, NULL) == 0, "co_sigaction restores the old action");
-
-    pid_t child = fork();
-    if (child == -1)
-        die("fork");
-    if (child == 0) {
-        execl("/proc/self/exe", "runtime-test", "sigpipe", (char *)NULL);
-        _exit(127);
-    }
-    if (waitpid(child, &status, 0) == -1)
-        die("waitpid");
-    if (!CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE,
-               "SIGPIPE at its default: runtime-test sigpipe died of it"))
-        printf("#   %s %d\n", WIFSIGNALED(status) ? "signal" : "exit status",
-               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
 /* ---------------------------------------------------------------- co_close and copies */

@@ -99,3 +99,13 @@ second_client_wait() {
     [ "$status" -eq 0 ]
     [ "${lines[1]}" = "hello -> HELLO" ]
 }
+
+@test "01 client -f against a plain server: fails, and says what header came back" {
+    start_server 01-blocking/threads-server -q
+    # 97 bytes: the length's low byte is 97, 'a', which the plain server upper-cases.
+    msg=$(printf '%97s' '' | tr ' ' m)
+    run "$LAB_BIN/01-blocking/client" -p "$PORT" -f "$msg"
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "$output" = "$msg: the reply's header says 65 bytes (00 00 00 41), not 97: is this a framed server?" ]
+}

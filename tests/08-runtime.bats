@@ -58,6 +58,21 @@ contract() {
     done
 }
 
+@test "08 runtime: SIGPIPE at its default kills a program whose co_send meets a closed peer, as send() would, both hubs" {
+    # runtime-test's contract checks the handler's side (once per send, none with
+    # MSG_NOSIGNAL); the default's side needs a process of its own to die.
+    local bin
+    for bin in "$LAB_BIN/08-coroutines/runtime-test" "$LAB_BIN/08-coroutines/uring/runtime-test"; do
+        [ -x "$bin" ] || continue       # tests/cross-aarch64: no uring build
+        run "$bin" sigpipe
+        echo "$bin sigpipe: status $status, output: $output"
+        if [ "$status" -eq 1 ] && [[ "$output" == "io_uring unavailable: "* ]]; then
+            continue                    # the kernel refuses io_uring: the first test skips
+        fi
+        [ "$status" -eq 141 ]   # 128 + SIGPIPE
+    done
+}
+
 # build NAME FILES...: compile 08's FILES into $BATS_TEST_TMPDIR/NAME with $CC (cc),
 # with run, so that the test sees the status and the compiler's messages.
 build() {

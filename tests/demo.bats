@@ -94,6 +94,17 @@ each_step_paused() {
     [ "$(grep -c '^-- next: ' <<<"$output")" -eq "$steps" ]
 }
 
+@test "demo STAGE=01: note 002's step shows client -N against threads-server, client -f against framed-server" {
+    run env STAGE=01 "$ROOT/tests/demo"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    step=$(sed -n '/^== 01-blocking: TCP is a stream/,$p' <<<"$output")
+    [[ "$step" == *"  client -N, against threads-server:"$'\n'"    recv 1: 18 bytes, 3 whole lines: replies merged"$'\n'* ]]
+    [[ "$step" == *"  client -f, against framed-server:"$'\n'"    hello -> HELLO"$'\n'"    world -> WORLD"$'\n'"    again -> AGAIN"$'\n'"  -> one recv() per reply: 0 of 3 right; a length before each message: 3 of 3"$'\n'* ]]
+    [[ "$step" == *"    recv 1: 1024 bytes, 0 whole lines: part of a reply"$'\n'* ]]
+    [[ "$step" == *"    hello -> HELLO"$'\n'"  -> one recv() per reply: 0 of 2 right; a length before each message: 2 of 2"$'\n'* ]]
+}
+
 @test "demo PAUSE=1: a pause before each step, not each stage (01: two steps, two pauses)" {
     run bash -c "printf '\n\n' | PAUSE=1 STAGE=01 '$ROOT/tests/demo'"
     echo "$output"

@@ -26,6 +26,29 @@ idle_cost() {
     [ "$per_conn" -lt "$max" ]
 }
 
+# framed_idle_cost PROGRAM [ARGS...]: idle_cost for a framed server, whose clients
+# probe hold cannot play (it speaks lines): 1,000 connections opened by this shell,
+# each after one round trip of a 4-byte message, held idle. The same bound applies:
+# a header's 4 bytes aside, a framed connection costs what a plain one does.
+framed_idle_cost() {
+    local max=${IDLE_MAX:-2048} conns=() c i
+    [ "$(ulimit -Hn)" -ge 2048 ] || skip "needs ulimit -n 2048, hard limit is $(ulimit -Hn)"
+    ulimit -n 2048
+    start_server "$@" -q
+    before=$(rss_kib "$SERVER_PID")
+    for i in $(seq 1000); do
+        exec {c}<>"/dev/tcp/127.0.0.1/$PORT"
+        conns+=("$c")
+        printf '\0\0\0\4idle' >&"$c"
+        [ "$(timeout 5 head -c 8 <&"$c" | tail -c 4)" = IDLE ] || { echo "connection $i"; return 1; }
+    done
+    after=$(rss_kib "$SERVER_PID")
+    for c in "${conns[@]}"; do exec {c}>&-; done
+    per_conn=$(( (after - before) * 1024 / 1000 ))
+    echo "RSS $before KiB, with 1,000 idle framed connections $after KiB: $per_conn bytes each"
+    [ "$per_conn" -lt "$max" ]
+}
+
 # flood_cost PROGRAM [ARGS...]: 100 clients that send and never read. Each one's
 # queue fills to its cap and the server stops reading it: together they hold at most
 # 100 x 64 KiB (6,400 KiB) of its memory, with a quarter more for the allocator,
@@ -142,6 +165,25 @@ each_backend() {
         IDLE_MAX=6144 idle_cost 08-coroutines/server
     else
         IDLE_MAX=65536 idle_cost 08-coroutines/server
+    fi
+}
+
+@test "08 framed: 1,000 idle connections cost what the plain server's do: one stack page each" {
+    # The body's buffer is the plain server's, on the stack of the same depth; the
+    # header's 4 bytes and how much body is owed are local variables in the page
+    # a parked coroutine touches anyway.
+    if [ "$LAB_BIN" = "$LAB_ROOT" ]; then
+        IDLE_MAX=6144 framed_idle_cost 08-coroutines/framed-server
+    else
+        IDLE_MAX=65536 framed_idle_cost 08-coroutines/framed-server
+    fi
+}
+
+@test "08 framed: 1,000 idle connections cost what the plain server's do, completion hub (io_uring)" {
+    if [ "$LAB_BIN" = "$LAB_ROOT" ]; then
+        IDLE_MAX=6144 framed_idle_cost 08-coroutines/uring/framed-server
+    else
+        IDLE_MAX=65536 framed_idle_cost 08-coroutines/uring/framed-server
     fi
 }
 

@@ -21,6 +21,19 @@
  *   line  -s STRING [-T]   one round trip of STRING\n; -T prints the time
  *   oob                    send "abc", "!" as urgent data (MSG_OOB), "def\n";
  *                          the reply must be "ABCDEF\n" (see cmd_oob)
+ *   frames [-m MODE] [-n BYTES] [-d SECONDS]   the framed protocol (note 002's
+ *                          cure: a 4-byte length in network byte order, then
+ *                          that many bytes; the reply: the same header, the
+ *                          body upper-cased) of the framed servers:
+ *       -m corpus (default) messages of 0, 1, 5, 17, 300 bytes and every byte
+ *                          value, sent split at every byte boundary, one byte
+ *                          per send(), all in one send(); every reply checked
+ *       -m big -n BYTES    one message of BYTES (1 MiB), sent while reading
+ *       -m over -n LENGTH  a header saying LENGTH: the server must close, no reply
+ *       -m trunc -n K      the first K bytes of a frame with a 100-byte body, then
+ *                          EOF: the server must close, having sent at most the
+ *                          reply to what it got
+ *       -m flood -d SECONDS  valid frames as fast as possible, never reading
  * Common: -a ADDR (IPv4, IPv6 or a host name; 127.0.0.1), -p PORT (required),
  * -t SECONDS deadline (10; for flood it bounds only the connect, for hold only
  * the setup).
@@ -35,6 +48,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -49,16 +64,22 @@
 
 enum { RC_OK, RC_WRONG, RC_USAGE, RC_DEADLINE, RC_CONN };
 #define BUFSZ 65536
+#define FRAME_HEADER 4          /* frames: the length, 4 bytes in network byte order */
+#define FRAME_MAX 1048576       /* frames: the longest message a framed server takes */
+#define FLOOD_BODY 1020         /* frames -m flood: 1 KiB frames, header included */
+#define TRUNC_BODY 100          /* frames -m trunc: the frame whose first K bytes go */
 
 static const char usage_text[] =
     "usage: probe COMMAND [-a ADDR] -p PORT [-t SECONDS] [options]\n"
     "  echo -n BYTES [-b] | reset -n BYTES | drop -n BYTES | flood -d SECONDS\n"
     "  churn -n COUNT [-c CONCURRENCY] | hold -n COUNT [-r] [-d SECONDS]\n"
-    "  line -s STRING [-T] | oob\n";
+    "  line -s STRING [-T] | oob\n"
+    "  frames [-m corpus | -m big [-n BYTES] | -m over [-n LENGTH] | -m trunc -n K\n"
+    "          | -m flood -d SECONDS]\n";
 static const char pattern[] = "abcdefghijklmnopqrstuvwxyz0123456789\n";
 
 static const char *cmd = "";            /* the subcommand, for messages */
-static const char *opt_addr = "127.0.0.1", *opt_s;
+static const char *opt_addr = "127.0.0.1", *opt_s, *opt_m = "corpus";
 static int opt_port, opt_b, opt_T, opt_r;
 static long long opt_n, opt_c = 1;
 static double opt_t = 10, opt_d;
@@ -141,10 +162,39 @@ static unsigned char pattern_at(unsigned long long i)
     return opt_b ? (unsigned char)(i % 256) : (unsigned char)pattern[i % (sizeof pattern - 1)];
 }
 
+static unsigned char pattern_reply_at(unsigned long long i)
+{
+    return upper(pattern_at(i));
+}
+
+/* What echo, drop, reset and flood send, and what echo wants back: the pattern,
+ * or (frames) a stream of frames. */
+static unsigned char (*stream_at)(unsigned long long) = pattern_at;
+static unsigned char (*reply_at)(unsigned long long) = pattern_reply_at;
+
+/* frames: a stream of frames, each a header saying frame_len, then frame_len
+ * bytes of the pattern; byte i of it, and of its reply (the header unchanged:
+ * a length byte of 97 is not an 'a' to upper-case). */
+static unsigned long long frame_len;
+
+static unsigned char frame_at(unsigned long long i)
+{
+    unsigned long long pos = i % (FRAME_HEADER + frame_len);
+    if (pos < FRAME_HEADER)     /* most significant byte first: network byte order */
+        return (unsigned char)(frame_len >> (8 * (FRAME_HEADER - 1 - pos)) & 0xff);
+    return pattern_at(pos - FRAME_HEADER);
+}
+
+static unsigned char frame_reply_at(unsigned long long i)
+{
+    unsigned char c = frame_at(i);
+    return i % (FRAME_HEADER + frame_len) < FRAME_HEADER ? c : upper(c);
+}
+
 static void fill(unsigned char *buf, size_t len, unsigned long long from)
 {
     for (size_t i = 0; i < len; i++)
-        buf[i] = pattern_at(from + i);
+        buf[i] = stream_at(from + i);
 }
 
 static int would_block(void)
@@ -370,10 +420,11 @@ static void send_pattern(int fd, unsigned long long n)
 }
 
 /* Send and receive at once: a server that echoes as it reads fills our
- * receive buffer while we send, so a client that only sent would deadlock. */
-static void cmd_echo(void)
+ * receive buffer while we send, so a client that only sent would deadlock.
+ * n bytes of stream_at go, then our EOF; the reply must be n bytes of reply_at. */
+static void exchange(unsigned long long n)
 {
-    unsigned long long n = (unsigned long long)opt_n, sent = 0, got = 0;
+    unsigned long long sent = 0, got = 0;
     size_t off = 0, len = 0;            /* sbuf[off..len) is not sent yet */
     int fd = connect_to();
 
@@ -407,7 +458,7 @@ static void cmd_echo(void)
             if (r < 0 && !would_block())
                 io_fail("recv", got);
             for (ssize_t i = 0; i < r; i++, got++) {
-                unsigned char want = upper(pattern_at(got));
+                unsigned char want = reply_at(got);
                 if (got >= n)
                     die(RC_WRONG, "reply too long: more than the %llu bytes sent", n);
                 if (rbuf[i] != want)
@@ -422,7 +473,12 @@ static void cmd_echo(void)
     free(sbuf);
     free(rbuf);
     sbuf = rbuf = NULL;
-    say("echo: sent %llu, received %llu, ok", sent, got);
+}
+
+static void cmd_echo(void)
+{
+    exchange((unsigned long long)opt_n);
+    say("echo: sent %lld, received %lld, ok", opt_n, opt_n);
 }
 
 /* Close while the server is mid-reply: linger 0 makes close() send a RST, so
@@ -674,6 +730,164 @@ static void cmd_oob(void)
     xclose(fd);
 }
 
+/* frames: the 4-byte header for a body of len bytes, most significant byte first. */
+static void put_header(unsigned char *p, unsigned long long len)
+{
+    for (int i = 0; i < FRAME_HEADER; i++)
+        p[i] = (unsigned char)(len >> (8 * (FRAME_HEADER - 1 - i)) & 0xff);
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+    while (nanosleep(&ts, &ts) != 0)
+        if (errno != EINTR)             /* EINTR: a signal cut it short; sleep the rest */
+            die(RC_CONN, "nanosleep: %s", strerror(errno));
+}
+
+/* Exactly len reply bytes into buf: a reply may come in pieces (TCP is a stream). */
+static void read_exact(int fd, unsigned char *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t r = recv_some(fd, buf + got, len - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            die(RC_CONN, "connection closed after %zu of %zu reply bytes", got, len);
+        else if (!would_block())
+            io_fail("recv", got);
+        else if (!wait_fd(fd, POLLIN, deadline))
+            die(RC_DEADLINE, "deadline (%g s) passed with %zu of %zu reply bytes", opt_t, got, len);
+    }
+}
+
+/* Read until the server closes (EOF, or a reset: it closed with our bytes unread),
+ * each byte checked against frame_reply_at; more than `most` bytes is wrong. */
+static unsigned long long read_to_close(int fd, unsigned long long most)
+{
+    unsigned char buf[512];
+    unsigned long long got = 0;
+    for (;;) {
+        ssize_t r = recv_some(fd, buf, sizeof buf);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return got;
+        if (r < 0 && !would_block())
+            io_fail("recv", got);
+        if (r < 0 && !wait_fd(fd, POLLIN, deadline))
+            die(RC_DEADLINE, "deadline (%g s) passed and the server has not closed "
+                "(%llu reply bytes)", opt_t, got);
+        for (ssize_t i = 0; i < r; i++, got++) {
+            if (got >= most)
+                die(RC_WRONG, "reply byte %llu came: at most %llu were owed", got + 1, most);
+            if (buf[i] != frame_reply_at(got))
+                die(RC_WRONG, "reply differs at byte %llu: got 0x%02x want 0x%02x",
+                    got, buf[i], frame_reply_at(got));
+        }
+    }
+}
+
+/* frames -m corpus: each message framed, on one connection, three ways. A server
+ * that takes one recv() for a header, or for a body, fails the first way; one that
+ * assumes a recv() holds no more than one message fails the third. */
+static void frames_corpus(void)
+{
+    static const size_t sizes[] = {0, 1, 5, 17, 300, 256};  /* the last: bytes 0..255 */
+    enum { NMSG = sizeof sizes / sizeof sizes[0] };
+    unsigned char out[NMSG * FRAME_HEADER + 0 + 1 + 5 + 17 + 300 + 256];
+    unsigned char want[sizeof out], got[sizeof out];
+    size_t start[NMSG + 1], len = 0, bytes = 0;
+    int one = 1, msgs = 0, fd = connect_to();
+
+    for (size_t m = 0; m < NMSG; m++) {
+        start[m] = len;
+        put_header(out + len, sizes[m]);
+        memcpy(want + len, out + len, FRAME_HEADER);
+        len += FRAME_HEADER;
+        for (size_t i = 0; i < sizes[m]; i++, len++) {    /* letters and digits, or 0..255 */
+            out[len] = m == NMSG - 1 ? (unsigned char)i : (unsigned char)pattern[i % (sizeof pattern - 2)];
+            want[len] = upper(out[len]);
+        }
+    }
+    start[NMSG] = len;
+    /* Without it, Nagle's algorithm would hold a frame's second part until the
+     * first is acknowledged, and the parts could still travel together. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        die(RC_CONN, "setsockopt TCP_NODELAY: %s", strerror(errno));
+    /* 1: each frame in two parts, a millisecond apart, split at every byte boundary. */
+    for (size_t m = 0; m < NMSG; m++) {
+        size_t flen = start[m + 1] - start[m];
+        for (size_t cut = 1; cut < flen; cut++) {
+            send_all(fd, out + start[m], cut, bytes);
+            pause_ms(1);
+            send_all(fd, out + start[m] + cut, flen - cut, bytes + cut);
+            read_exact(fd, got, flen);
+            check_bytes((char *)got, (char *)want + start[m], flen, bytes);
+            msgs++;
+            bytes += flen;
+        }
+    }
+    /* 2: the whole stream, one byte per send(). */
+    for (size_t i = 0; i < len; i++)
+        send_all(fd, out + i, 1, bytes + i);
+    read_exact(fd, got, len);
+    check_bytes((char *)got, (char *)want, len, bytes);
+    msgs += NMSG;
+    bytes += len;
+    /* 3: the whole stream in one send(): six messages in one segment. */
+    send_all(fd, out, len, bytes);
+    read_exact(fd, got, len);
+    check_bytes((char *)got, (char *)want, len, bytes);
+    msgs += NMSG;
+    bytes += len;
+    /* Our EOF between messages is the normal end: the server closes, adding nothing. */
+    if (shutdown(fd, SHUT_WR) != 0)
+        io_fail("shutdown", bytes);
+    read_to_close(fd, 0);
+    xclose(fd);
+    say("frames: %d messages, %zu bytes, ok", msgs, bytes);
+}
+
+/* The framed protocol (note 002's cure) by -m mode; main() has checked -n and -d.
+ * stream_at and reply_at become frame_at and frame_reply_at, so that exchange()
+ * and cmd_flood() send frames. */
+static void cmd_frames(void)
+{
+    stream_at = frame_at;
+    reply_at = frame_reply_at;
+    if (strcmp(opt_m, "corpus") == 0) {
+        frames_corpus();
+    } else if (strcmp(opt_m, "big") == 0) {     /* sent while the reply is read */
+        frame_len = (unsigned long long)opt_n;
+        exchange(FRAME_HEADER + frame_len);
+        say("frames: 1 messages, %llu bytes, ok", frame_len);
+    } else if (strcmp(opt_m, "over") == 0) {    /* no half-close: the server must close */
+        unsigned char head[FRAME_HEADER];
+        int fd = connect_to();
+        frame_len = (unsigned long long)opt_n;
+        put_header(head, frame_len);
+        send_all(fd, head, sizeof head, 0);
+        read_to_close(fd, 0);
+        xclose(fd);
+        say("frames: closed, no reply");
+    } else if (strcmp(opt_m, "trunc") == 0) {   /* K bytes of a frame, then our EOF */
+        unsigned char part[FRAME_HEADER + TRUNC_BODY];
+        size_t k = (size_t)opt_n;
+        int fd = connect_to();
+        frame_len = TRUNC_BODY;
+        fill(part, k, 0);
+        send_all(fd, part, k, 0);
+        if (shutdown(fd, SHUT_WR) != 0)
+            io_fail("shutdown", k);
+        /* A streaming server may have sent the header and the body bytes it got. */
+        unsigned long long got = read_to_close(fd, k < FRAME_HEADER ? 0 : k);
+        xclose(fd);
+        say("frames: closed after %llu reply bytes", got);
+    } else {                                    /* flood: 1 KiB frames, never read */
+        frame_len = FLOOD_BODY;
+        cmd_flood();
+    }
+}
+
 static const struct command {
     const char *name;
     void (*run)(void);
@@ -684,6 +898,7 @@ static const struct command {
     {"drop", cmd_drop, "n", 'n'},    {"flood", cmd_flood, "d", 'd'},
     {"churn", cmd_churn, "nc", 'n'}, {"hold", cmd_hold, "nrd", 'n'},
     {"line", cmd_line, "sT", 's'},   {"oob", cmd_oob, "", 'p'},
+    {"frames", cmd_frames, "mnd", 'p'},
 };
 
 static long long whole(const char *s, int opt, long long lo, long long hi)
@@ -733,7 +948,7 @@ int main(int argc, char **argv)
         die(RC_USAGE, "unknown command '%s'", argv[1]);
     cmd = c->name;
     opterr = 0;                         /* we say what is wrong ourselves */
-    while ((o = getopt(argc - 1, argv + 1, ":a:p:n:c:t:d:bs:Tr")) != -1) {
+    while ((o = getopt(argc - 1, argv + 1, ":a:p:n:c:t:d:bs:Trm:")) != -1) {
         if (o == '?')
             die(RC_USAGE, "unknown option -%c", optopt);
         if (o == ':')
@@ -752,6 +967,7 @@ int main(int argc, char **argv)
         case 's': opt_s = optarg; break;
         case 'T': opt_T = 1; break;
         case 'r': opt_r = 1; break;
+        case 'm': opt_m = optarg; break;
         }
     }
     if (optind != argc - 1)
@@ -766,6 +982,26 @@ int main(int argc, char **argv)
         die(RC_USAGE, "hold -n is at most 1000000");
     if (opt_s && strchr(opt_s, '\n'))
         die(RC_USAGE, "-s STRING must not hold a newline: the reply is read up to one");
+    if (c->run == cmd_frames) {
+        int corpus = !strcmp(opt_m, "corpus"), big = !strcmp(opt_m, "big");
+        int over = !strcmp(opt_m, "over"), trunc = !strcmp(opt_m, "trunc");
+        int flood = !strcmp(opt_m, "flood");
+        if (!(corpus || big || over || trunc || flood))
+            die(RC_USAGE, "-m is corpus, big, over, trunc or flood, not '%s'", opt_m);
+        if (seen['n'] && (corpus || flood))
+            die(RC_USAGE, "-n does not apply to -m %s", opt_m);
+        if (seen['d'] != flood)
+            die(RC_USAGE, flood ? "-m flood needs -d SECONDS" : "-d applies only to -m flood");
+        if (trunc && !seen['n'])
+            die(RC_USAGE, "-m trunc needs -n K");
+        if (!seen['n'])
+            opt_n = over ? FRAME_MAX + 1 : FRAME_MAX;
+        if (opt_n > 0xffffffffLL)
+            die(RC_USAGE, "-n: a length must fit the 4-byte header, at most 4294967295");
+        if (trunc && (opt_n < 1 || opt_n >= FRAME_HEADER + TRUNC_BODY))
+            die(RC_USAGE, "-m trunc -n K: K from 1 to %d, the bytes of a frame of %d",
+                FRAME_HEADER + TRUNC_BODY - 1, FRAME_HEADER + TRUNC_BODY);
+    }
 
     resolve_peer();
 

@@ -9,7 +9,9 @@
  * picture. Every connection is set up and has done a round trip before the
  * clock starts, so connecting never counts as latency. Latencies go into a
  * log-linear histogram, not a sorted array. -P reads the server's CPU, RSS
- * and threads.
+ * and threads. -F speaks the framed servers' protocol (note 002's cure): each
+ * request is a 4-byte length in network byte order (64) before the same 64
+ * bytes, and the reply must be that header, then the body upper-cased.
  *
  * Closed loop (the default): each busy connection sends its next request as
  * soon as the last reply is in, for SECONDS, and on (5x at most) until every
@@ -32,6 +34,7 @@
  *                 ulimit -n 12000; 06-epoll/server -p 0 -q &    (prints its port)
  *                 ./loadgen -p PORT -c 1000 -i 5000 -d 3 -P $!
  *                 ./loadgen -p PORT -c 100 -r 20000 -d 3          (open loop)
+ *                 ./loadgen -p PORT -F -c 1000 -d 1     (against a framed-server)
  *
  * Output: one line on stdout (server_* are '-' without -P, percentiles without
  * requests, offered_rps in the closed loop):
@@ -63,6 +66,7 @@
 
 enum { RC_OK, RC_ERRORS, RC_USAGE, RC_DEADLINE };
 #define REQ_BYTES 64            /* one request, and its reply */
+#define FRAME_HEADER 4          /* -F: the length before each request and reply */
 #define MAX_IN_FLIGHT 256       /* connections between connect and first reply at once: more
                                  * overflow the server's accept queue and cost a 1 s SYN retry */
 #define CONNECT_DEADLINE_S 60
@@ -77,7 +81,7 @@ enum { RC_OK, RC_ERRORS, RC_USAGE, RC_DEADLINE };
 #define TIMER_TAG UINT64_MAX    /* the open loop's timer in epoll's data.u64; connections: their index */
 
 static const char usage_text[] =
-    "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-r RATE] [-P SERVER_PID] [-q]\n"
+    "usage: loadgen -p PORT [-a ADDR] [-c BUSY] [-i IDLE] [-d SECONDS] [-r RATE] [-P SERVER_PID] [-F] [-q]\n"
     "  -a ADDR     server address: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
     "  -c BUSY     connections in a closed loop of 64-byte requests (default 100)\n"
     "  -i IDLE     connections that do one round trip, then stay silent (default 0)\n"
@@ -86,6 +90,8 @@ static const char usage_text[] =
     "  -r RATE     open loop: RATE requests a second in all, on a schedule; latency\n"
     "              from each one's intended send time (default: a closed loop)\n"
     "  -P PID      also report that server's CPU per request and its RSS\n"
+    "  -F          framed: each request and reply behind a 4-byte length (64), for\n"
+    "              the framed servers\n"
     "  -q          no progress lines on stderr\n";
 
 /* 0: not started. QUIET: no request outstanding (idle, or, in the open loop, a busy
@@ -104,11 +110,13 @@ struct conn {
                                  * request was first sent, or (open loop) meant to be */
     uint64_t slot;              /* open loop: its next request in the schedule */
     int finished;               /* open loop: the schedule holds no more requests for it */
-    char out[REQ_BYTES];
+    char out[FRAME_HEADER + REQ_BYTES];     /* -F: the header, then the request */
 };
 
 static const char *opt_addr = "127.0.0.1";
 static int opt_port, opt_q, parsing = 1;   /* parsing: usage errors also print the usage */
+static int opt_F;                       /* -F: framed requests and replies */
+static size_t head_len, req_len = REQ_BYTES;    /* -F: FRAME_HEADER, and the header more */
 static long opt_busy = 100, opt_idle, opt_pid;
 static double opt_d = 3, opt_rate;     /* opt_rate 0: the closed loop */
 
@@ -218,18 +226,22 @@ static char upper(char ch)
 }
 
 /* 63 letters and digits that change from request to request and from
- * connection to connection, so a server that replays old bytes is caught. */
+ * connection to connection, so a server that replays old bytes is caught.
+ * -F: behind the header that says 64, most significant byte first. */
 static void make_request(struct conn *c)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     uint64_t x = (((uint64_t)(c - conns) << 32) ^ c->seq) * 0x9E3779B97F4A7C15ull | 1;
+    char *body = c->out + head_len;
+    for (size_t i = 0; i < head_len; i++)
+        c->out[i] = (char)(REQ_BYTES >> (8 * (head_len - 1 - i)) & 0xff);
     for (int i = 0; i < REQ_BYTES - 1; i++) {
         x ^= x << 13;                   /* xorshift64: cheap, and never stuck, as x is odd to start */
         x ^= x >> 7;
         x ^= x << 17;
-        c->out[i] = alphabet[x % (sizeof alphabet - 1)];
+        body[i] = alphabet[x % (sizeof alphabet - 1)];
     }
-    c->out[REQ_BYTES - 1] = '\n';
+    body[REQ_BYTES - 1] = '\n';
     c->seq++;
 }
 
@@ -284,8 +296,8 @@ static void watch(struct conn *c, uint32_t want)
 static void send_request(struct conn *c)
 {
     c->state = SENDING;
-    while (c->sent < REQ_BYTES) {
-        ssize_t n = send(c->fd, c->out + c->sent, REQ_BYTES - c->sent, 0);
+    while (c->sent < req_len) {
+        ssize_t n = send(c->fd, c->out + c->sent, req_len - c->sent, 0);
         if (n == -1 && errno == EINTR)
             continue;                   /* a signal came first: nothing was sent, retry */
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -435,10 +447,10 @@ static void reply_done(struct conn *c)
 /* Read no further than the reply's end, and check every byte as it comes. */
 static void receive(struct conn *c)
 {
-    char buf[REQ_BYTES];
+    char buf[FRAME_HEADER + REQ_BYTES];
     ssize_t n;
     do
-        n = recv(c->fd, buf, c->state == READING ? REQ_BYTES - c->got : sizeof buf, 0);
+        n = recv(c->fd, buf, c->state == READING ? req_len - c->got : req_len, 0);
     while (n == -1 && errno == EINTR);  /* a signal came first: nothing was read, retry */
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;                         /* woken by an error bit, say, with nothing to read */
@@ -447,16 +459,17 @@ static void receive(struct conn *c)
     else if (n == 0 && c->state == QUIET)
         fail(c, 0, "server closed the connection while it was quiet");
     else if (n == 0)
-        fail(c, 0, "server closed the connection after %zu of %d reply bytes", c->got, REQ_BYTES);
+        fail(c, 0, "server closed the connection after %zu of %zu reply bytes", c->got, req_len);
     else if (c->state == QUIET)
         fail(c, 0, "%zd bytes nobody asked for", n);
     for (ssize_t i = 0; i < n && c->state == READING; i++, c->got++) {
-        char want = upper(c->out[c->got]);
+        /* -F: the header comes back as it went (its bytes are no letters anyway) */
+        char want = c->got < head_len ? c->out[c->got] : upper(c->out[c->got]);
         if (buf[i] != want)
             fail(c, 0, "reply byte %zu is 0x%02x, not 0x%02x", c->got,
                  (unsigned)(unsigned char)buf[i], (unsigned)(unsigned char)want);
     }
-    if (c->state == READING && c->got == REQ_BYTES)
+    if (c->state == READING && c->got == req_len)
         reply_done(c);
 }
 
@@ -649,7 +662,7 @@ static void parse_options(int argc, char **argv)
 {
     int o;
     opterr = 0;                         /* we say what is wrong ourselves */
-    while ((o = getopt(argc, argv, ":p:a:c:i:d:r:P:qh")) != -1) {
+    while ((o = getopt(argc, argv, ":p:a:c:i:d:r:P:Fqh")) != -1) {
         switch (o) {
         case 'p': opt_port = (int)whole(o, optarg, 1, 65535); break;
         case 'a': opt_addr = optarg; break;
@@ -658,6 +671,7 @@ static void parse_options(int argc, char **argv)
         case 'd': opt_d = seconds(o, optarg); break;
         case 'r': opt_rate = rate(o, optarg); break;
         case 'P': opt_pid = whole(o, optarg, 1, INT_MAX); break;
+        case 'F': opt_F = 1; break;
         case 'q': opt_q = 1; break;
         case 'h': fputs(usage_text, stdout); exit(RC_OK);
         case ':': die(RC_USAGE, "-%c needs a value", optopt);
@@ -668,6 +682,8 @@ static void parse_options(int argc, char **argv)
         die(RC_USAGE, "unexpected argument '%s'", argv[optind]);
     if (opt_port == 0)
         die(RC_USAGE, "-p PORT is required");
+    head_len = opt_F ? FRAME_HEADER : 0;
+    req_len = head_len + REQ_BYTES;
     resolve_peer();
     parsing = 0;
 }

@@ -1,10 +1,11 @@
 # tests/bench/report.sh, sourced by tests/bench/run once every figure is in: prints the
 # tables and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
-# Reads: servers, counts, idle_counts, cell, c10k, open_cell, open_labels, open_rate,
-# open_share, open_conns, syscall_labels, syscall_conns, calls, idle_cpu, switch_ns,
-# cpu_targets, mem_targets, syscall_ns, roundtrip_us, kstack_kib, repeats, secs,
-# c10k_secs, open_secs, idle_secs, quick, timings, tmp, out; and tests/bench/decimal.sh's functions (which set R: no $(...)
-# per figure, each would fork).
+# Reads: servers, counts, idle_counts, cell, split_cell, placements, split_missing,
+# c10k, open_cell, open_labels, open_rate, open_share, open_conns, syscall_labels,
+# syscall_conns, calls, model_pairs, idle_cpu, switch_ns, cpu_targets, mem_targets,
+# syscall_ns, roundtrip_us, kstack_kib, repeats, secs, c10k_secs, open_secs, idle_secs,
+# hz, quick, timings, tmp, out; run's is_target; and tests/bench/decimal.sh's
+# functions (which set R: no $(...) per figure, each would fork).
 # shellcheck shell=bash disable=SC2154
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, Linux $(uname -r)"
@@ -18,8 +19,22 @@ for e in "${servers[@]}"; do
     labels+=("$l")
     most["$l"]=$m
 done
-# cpu_of LABEL N: its CPU µs per request with N busy connections, in R.
-cpu_of() { local c; read -r _ _ _ c _ <<<"${cell["$1|$2"]:--}"; R=${c:--}; }
+# cpu_of LABEL N [PLACEMENT]: its CPU µs per request with N busy connections, on one
+# CPU (the default) or with the load on another (split: the target cells only), in R.
+cpu_of() {
+    local c
+    if [ "${3:-one}" = one ]; then
+        read -r _ _ _ c _ <<<"${cell["$1|$2"]:--}"
+    else
+        read -r _ _ _ c _ <<<"${split_cell["$1|$2"]:--}"
+    fi
+    R=${c:--}
+}
+# calls_of LABEL: its system calls per request in all (strace's total), "-" if not counted, in R.
+calls_of() {
+    R=-
+    if [[ " ${calls["$1"]:-} " =~ \ total=([0-9.]+)\  ]]; then R=${BASH_REMATCH[1]}; fi
+}
 # c10k_of LABEL K FIELD: of the cell with K idle: 1 CPU µs/request, 2 RSS KiB, 3 threads, in R.
 c10k_of() {
     local f=(- - - -)
@@ -62,23 +77,47 @@ while read -r v l; do log_of["$v"]=$l; done < <(
 # lg V: log_of[V], "-" if none, in R.
 lg() { R=${log_of["$1"]:--}; }
 
-# row TARGET MEASURED MET: one row of the targets table ("-" measured: not in this run).
+# row TARGET MEASURED MET: one row of the targets table for a target measured on one
+# CPU only ("-" measured: not in this run).
 row() {
-    if [ "$2" = - ]; then echo "| $1 | not measured in this run | - |"; else echo "| $1 | $2 | $3 |"; fi
+    if [ "$2" = - ]; then
+        echo "| $1 | not measured in this run | | - |"
+    else
+        echo "| $1 | $2 | one CPU only | $3 |"
+    fi
+}
+# cpu_row TARGET ONE MET_ONE SPLIT MET_SPLIT: a CPU target's row, measured in both
+# placements; met only if met in both (on one CPU alone where split could not run).
+cpu_row() {
+    if [ "$2" = - ]; then
+        echo "| $1 | not measured in this run | | - |"
+    elif [ -n "$split_missing" ]; then
+        echo "| $1 | $2, $3 | not run | $3 (one CPU only) |"
+    else
+        local met=no
+        if [ "$3" = yes ] && [ "$5" = yes ]; then met=yes; fi
+        echo "| $1 | $2, $3 | $4, $5 | $met |"
+    fi
 }
 # targets: the issue's targets as table rows, computed from this run's figures.
 targets() {
-    local t label ref limit tcounts n k k0 held errs worst unit v a b r
+    local t label ref limit tcounts n k k0 held errs worst unit v a b r m one split
     for t in "${cpu_targets[@]}"; do
         IFS='|' read -r label ref limit tcounts <<<"$t"
         for n in $tcounts; do
             cpu_of "$label" "$n"; a=$R
             cpu_of "$ref" "$n"; b=$R
             ratio "$a" "$b"; r=$R
-            fmt_k "$n"; n=$R
+            at_most "$r" "$limit"; m=$R
+            one="$a against $b µs: $r"
+            [ "$r" != - ] || one=-
+            cpu_of "$label" "$n" split; a=$R
+            cpu_of "$ref" "$n" split; b=$R
+            ratio "$a" "$b"; r=$R
+            split="$a against $b µs: $r"
+            fmt_k "$n"; k=$R
             at_most "$r" "$limit"
-            row "$label CPU/request at most ${limit}x $ref's, $n connections" \
-                "$([ "$r" = - ] && echo - || echo "$a against $b µs: $r")" "$R"
+            cpu_row "$label CPU/request at most ${limit}x $ref's, $k connections" "$one" "$m" "$split" "$R"
         done
     done
     for t in "${mem_targets[@]}"; do
@@ -115,14 +154,99 @@ targets() {
     fmt_k "${counts[-1]}"; n=$R
     for label in "06 epoll" "06 epoll -e" "07 epoll" "08 coroutines" "08 uring"; do
         read -r _ _ _ _ _ errs held _ <<<"${cell["$label|${counts[-1]}"]}"
-        echo "| $label holds $n connections, no errors | held $held, errors $errs | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
+        echo "| $label holds $n connections, no errors | held $held, errors $errs | one CPU only | $([ "$held" = "${counts[-1]}" ] && [ "$errs" = 0 ] && echo yes || echo no) |"
     done
     worst=0
     for label in "${labels[@]}"; do
         [[ "$label" == 0[4-8]* ]] || continue
         if [ "${idle_cpu["$label"]}" -gt "$worst" ]; then worst=${idle_cpu["$label"]}; fi
     done
-    echo "| idle CPU ≈ 0 for 04-08 | at most $worst % | $([ "$worst" -le 1 ] && echo yes || echo no) |"
+    echo "| idle CPU ≈ 0 for 04-08 | at most $worst % | one CPU only | $([ "$worst" -le 1 ] && echo yes || echo no) |"
+}
+
+# placement_section: the target cells in both placements, side by side.
+placement_section() {
+    local label n a b x r1 r2
+    echo "## Two placements: one CPU, and separate CPUs"
+    echo
+    echo "The cells the CPU targets compare (and the cost model's) ran in two placements, in the same"
+    echo "rounds: server and load generator both on CPU 0 (one CPU, as every other section:"
+    echo "repeatable), and the server on CPU 0 with the load generator on CPU 1 (separate CPUs, as a"
+    echo "server is deployed: a request's wake-up crosses CPUs, which one CPU hides)."
+    if [ -n "$split_missing" ]; then
+        echo "Separate CPUs: not run, $split_missing."
+    fi
+    echo
+    echo "| server | connections | requests/s, one CPU | separate CPUs | CPU µs/request, one CPU | separate CPUs | separate / one |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for label in "${labels[@]}"; do
+        for n in "${counts[@]}"; do
+            if ! is_target "$label" "$n" || [ "$n" -gt "${most["$label"]}" ]; then continue; fi
+            read -r r1 _ <<<"${cell["$label|$n"]:--}"
+            read -r r2 _ <<<"${split_cell["$label|$n"]:--}"
+            cpu_of "$label" "$n"; a=$R
+            cpu_of "$label" "$n" split; b=$R
+            ratio "$b" "$a"; x=$R
+            echo "| $label | $n | $r1 | $r2 | $a | $b | $x |"
+        done
+    done
+}
+
+# cost_model: each server's system calls times the floor's call cost against its CPU per
+# request; and, for each of model_pairs, the calls saved times a call's cost (the saving
+# predicted) against the CPU per request saved (measured) in each placement.
+cost_model() {
+    local label ref n=$syscall_conns c pred cpu share saved pair p a b diff x rps tick
+    echo "## Cost model: system calls x what one costs on this machine, $syscall_conns connections"
+    echo
+    echo "Each server's system calls per request (above, strace's total) times the floor's system"
+    echo "call ($syscall_ns ns, getppid: entering and leaving the kernel, no work inside) is what the"
+    echo "crossings into the kernel cost it per request, beside its CPU per request (one CPU,"
+    echo "$syscall_conns connections). The rest is work no count of calls shows: TCP, copies and wake-ups"
+    echo "in the kernel, the server's own code. Saving a call saves its crossing, not that work."
+    echo
+    echo "| server | system calls per request | x ${syscall_ns} ns = µs per request | CPU µs/request, one CPU | share of the CPU |"
+    echo "|---|---:|---:|---:|---:|"
+    for label in "${syscall_labels[@]}"; do
+        calls_of "$label"; c=$R
+        scale "$c" "$syscall_ns" 1000 2; pred=$R
+        cpu_of "$label" "$n"; cpu=$R
+        scale "$pred" 100 "$cpu" 0; share=$R
+        [ "$share" = - ] || share="$share %"
+        echo "| $label | $c | $pred | $cpu | $share |"
+    done
+    echo
+    echo "What a server saves in calls, times a call's cost, is the saving the model predicts; the"
+    echo "difference in CPU per request is the saving measured, in each placement. Measured over"
+    echo "predicted near 1: the calls are the story. Above 1: it saves work besides the crossings."
+    echo "Below 1, or negative: it pays for something the calls do not show (its own work per"
+    echo "operation, wake-ups across CPUs), and where calls are cheap that can outweigh the saving."
+    echo "CPU is counted in clock ticks ($((1000 / hz)) ms): the tick column is one tick spread over the"
+    echo "cell's requests, the finest difference the cell can show."
+    echo
+    echo "| server against reference | calls saved per request | predicted saving µs | placement | CPU µs/request, reference / server | measured saving µs | measured / predicted | tick µs |"
+    echo "|---|---:|---:|---|---:|---:|---:|---:|"
+    for pair in "${model_pairs[@]}"; do
+        label=${pair%%|*}; ref=${pair#*|}
+        calls_of "$ref"; a=$R
+        calls_of "$label"; b=$R
+        sum "$a" "-$b" 2; saved=$R
+        scale "$saved" "$syscall_ns" 1000 2; pred=$R
+        for p in one split; do
+            if [ "$p" = split ] && [ -n "$split_missing" ]; then
+                echo "| $label against $ref | $saved | $pred | separate CPUs | not run | | | |"
+                continue
+            fi
+            cpu_of "$ref" "$n" "$p"; a=$R
+            cpu_of "$label" "$n" "$p"; b=$R
+            sum "$a" "-$b" 1; diff=$R
+            ratio "$diff" "$pred"; x=$R
+            if [ "$p" = one ]; then read -r rps _ <<<"${cell["$label|$n"]:--}"; else read -r rps _ <<<"${split_cell["$label|$n"]:--}"; fi
+            scale "$rps" "$secs" 1 0
+            scale $((1000000 / hz)) 1 "$R" 2; tick=$R
+            echo "| $label against $ref | $saved | $pred | $([ "$p" = one ] && echo one CPU || echo separate CPUs) | $a / $b | $diff | $x | $tick |"
+        done
+    done
 }
 
 {
@@ -133,11 +257,14 @@ targets() {
     echo "Closed loop: each connection sends a 64-byte line and waits for its reply before the next;"
     echo "${secs} s per cell after every connection was opened and answered once. CPU is the server's"
     echo "own (user + system, from /proc/PID/stat) per request; RSS its VmRSS at the end."
-    echo "Server and load generator share one CPU (taskset -c 0), which makes the figures repeat."
+    echo "Server and load generator share one CPU (taskset -c 0), which makes the figures repeat;"
+    echo "every section but one runs so. The cells the CPU targets compare (and the cost model's)"
+    echo "also ran with the load generator on CPU 1, the server still on CPU 0, where this machine"
+    echo "has a CPU 1: see \"Two placements\"."
     if [ "$repeats" -gt 1 ]; then
-        echo "The cells the CPU targets compare ran $repeats times each, in rounds (each round runs every"
-        echo "one of them once, so that the machine's drift falls on all alike); the run with the"
-        echo "median CPU per request is shown."
+        echo "Those cells ran $repeats times each in each placement, in rounds (each round runs every"
+        echo "one of them once in each placement, so that the machine's drift falls on all alike); the"
+        echo "run with the median CPU per request is shown, per placement."
     fi
     echo
     echo "## The machine's floor"
@@ -185,6 +312,8 @@ targets() {
     echo
     echo "KiB per idle conn: from the C10K cells below, with as many idle connections as this row has busy ones."
     echo
+    placement_section
+    echo
     echo "## Open loop: $open_rate requests/s offered, $open_conns connections, $open_secs s"
     echo
     scale "$open_share" 100 1 0
@@ -207,7 +336,8 @@ targets() {
     echo "## System calls per request, $syscall_conns connections"
     echo
     echo "Counted by \`strace -c -f\` over a run of $secs s (which it slows: no CPU figures here),"
-    echo "divided by the requests served; calls made less than once in 20 requests are left out."
+    echo "divided by the requests served; calls made less than once in 20 requests are left out"
+    echo "(but not the total, which counts them all)."
     echo "The counts include each connection's setup (its accept, first round trip and close),"
     echo "spread over the requests: a few hundredths of a call each."
     echo
@@ -216,6 +346,8 @@ targets() {
     for label in "${syscall_labels[@]}"; do
         echo "| $label | ${calls["$label"]:-not measured: strace is not installed} |"
     done
+    echo
+    cost_model
     echo
     echo "## C10K: one busy connection among K idle ones"
     echo
@@ -269,8 +401,12 @@ targets() {
     echo
     echo "## The targets"
     echo
-    echo "| target | measured | met |"
-    echo "|---|---|---|"
+    echo "The CPU targets are checked in both placements (one CPU; server on CPU 0, load on CPU 1),"
+    echo "and are met only if met in both; the others were measured on one CPU only."
+    [ -z "$split_missing" ] || echo "Separate CPUs: not run, $split_missing: the targets are checked on one CPU only."
+    echo
+    echo "| target | measured, one CPU | measured, separate CPUs | met |"
+    echo "|---|---|---|---|"
     targets
 } >"$out/bench.md"
 
