@@ -44,6 +44,7 @@
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
 #define TAG_MAX 32              /* " (worker N)" */
 #define FRAME_MAX 1048576       /* the longest body a message may have */
+#define HDR_LEN 4               /* a message's header: its length, big-endian */
 
 struct handler {                /* what a key's data points to: the notes' callback */
     void (*callback)(struct sel_key *key, int mask);
@@ -53,7 +54,7 @@ struct conn {
     struct handler h;           /* first, so a key's data is the connection too */
     int fd;
     int eof;                    /* the client shut its side: flush, then close */
-    uint8_t hdr[4];             /* this message's header, as far as it has come */
+    uint8_t hdr[HDR_LEN];           /* this message's header, as far as it has come */
     uint8_t hdr_got;            /* its bytes so far: 0 between messages, 4 in a body */
     uint32_t owed;              /* body bytes still to come (hdr_got is 4 until 0) */
     char *queue;                /* replies the kernel has not taken: queue[head..tail), */
@@ -116,10 +117,11 @@ static void parse_options(int argc, char **argv)
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
- * sends stall, and it cannot make us buffer more (backpressure). */
+ * sends stall, and it cannot make us buffer more (backpressure). The room is a
+ * header's more than a read: see frame(). */
 static int wants_read(const struct conn *c)
 {
-    return !c->eof && c->tail - c->head < QUEUE_MAX;
+    return !c->eof && c->tail - c->head + HDR_LEN < QUEUE_MAX;
 }
 
 /* What a connection waits for now: never nothing (a full queue has replies to send). */
@@ -271,17 +273,21 @@ static ssize_t send_reply(struct conn *c, const char *data, size_t len)
     return n;
 }
 
-/* Walk the len bytes just read, through as many messages as they touch: header
- * bytes are kept until the header is whole, body bytes are upper-cased in place.
- * The reply is the request with its bodies upper-cased, so buf goes back as it
- * stands. Returns -1 for a length over the limit (a warning: shown even with -q). */
-static int frame(struct conn *c, char *buf, size_t len)
+/* Walk the len bytes just read into buf + HDR_LEN, through as many messages as they
+ * touch, and write the reply over them from buf[0]. A header is kept in the
+ * connection until it is whole, then goes out whole: one that began in an earlier
+ * read makes the reply up to 3 bytes longer than this read, which the HDR_LEN bytes
+ * kept in front make room for, so the reply never overtakes what is left to walk.
+ * Body bytes are upper-cased as they come. Returns the reply's length, or -1 for a
+ * length over the limit (a warning: shown even with -q). */
+static ssize_t frame(struct conn *c, char *buf, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        if (c->hdr_got < 4) {           /* in a header: it may end in a later read */
-            c->hdr[c->hdr_got++] = (uint8_t)buf[i++];
-            if (c->hdr_got < 4)
+    const char *in = buf + HDR_LEN, *end = in + len;
+    char *out = buf;
+    while (in < end) {
+        if (c->hdr_got < HDR_LEN) {     /* in a header: it may end in a later read */
+            c->hdr[c->hdr_got++] = (uint8_t)*in++;
+            if (c->hdr_got < HDR_LEN)
                 continue;
             uint32_t n;
             memcpy(&n, c->hdr, sizeof n);
@@ -293,16 +299,20 @@ static int frame(struct conn *c, char *buf, size_t len)
             }
             if (verbosity >= 2)
                 printf("message %s %lu bytes\n", c->peer, (unsigned long)c->owed);
+            memcpy(out, c->hdr, HDR_LEN);   /* the reply's header, as soon as it is known */
+            out += HDR_LEN;
         } else {                        /* in a body: what this read holds of it */
-            size_t take = len - i < c->owed ? len - i : c->owed;
-            upper(buf + i, take);
-            i += take;
+            size_t take = (size_t)(end - in) < c->owed ? (size_t)(end - in) : c->owed;
+            memmove(out, in, take);
+            upper(out, take);
+            in += take;
+            out += take;
             c->owed -= (uint32_t)take;
         }
         if (c->owed == 0)
             c->hdr_got = 0;             /* the message is whole: the next is a header */
     }
-    return 0;
+    return out - buf;
 }
 
 /* The client shut its side: inside a message, that message was cut short (a
@@ -330,14 +340,14 @@ static ssize_t service(struct conn *c, int readable)
     if (readable && wants_read(c)) {
         /* No more than the queue has room for: should the kernel take none of the
          * reply, it must still fit under the cap. */
-        size_t room = QUEUE_MAX - (c->tail - c->head);
-        n = recv(c->fd, buf, room, 0);
+        size_t room = QUEUE_MAX - HDR_LEN - (c->tail - c->head);
+        n = recv(c->fd, buf + HDR_LEN, room, 0);
         if (n > 0) {
             if (verbosity >= 2)
                 printf("read %s %zd bytes\n", c->peer, n);
-            got = (size_t)n;
-            if (frame(c, buf, got) == -1)
+            if ((n = frame(c, buf, (size_t)n)) == -1)
                 return -1;  /* bad input: this connection ends here, replies and all */
+            got = (size_t)n;
         } else if (n == 0) {
             c->eof = 1;     /* EOF: send what we still owe, then close */
             end_of_input(c);
