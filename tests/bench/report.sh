@@ -158,7 +158,7 @@ targets() {
     done
     worst=0
     for label in "${labels[@]}"; do
-        [[ "$label" == 0[4-8]* ]] || continue
+        [[ "$label" == 0[4-8]* ]] && [ -n "${idle_cpu["$label"]+set}" ] || continue
         if [ "${idle_cpu["$label"]}" -gt "$worst" ]; then worst=${idle_cpu["$label"]}; fi
     done
     echo "| idle CPU ≈ 0 for 04-08 | at most $worst % | one CPU only | $([ "$worst" -le 1 ] && echo yes || echo no) |"
@@ -383,7 +383,9 @@ cost_model() {
     echo
     echo "| server | CPU % |"
     echo "|---|---:|"
-    for label in "${labels[@]}"; do echo "| $label | ${idle_cpu["$label"]} |"; done
+    for label in "${labels[@]}"; do
+        [ -z "${idle_cpu["$label"]+set}" ] || echo "| $label | ${idle_cpu["$label"]} |"   # not the framed servers
+    done
     echo
     echo "## Coroutine switch cost (08's switch-bench)"
     echo
@@ -468,6 +470,7 @@ done
 echo
 echo "## Idle CPU (%), 10 silent connections"
 for label in "${labels[@]}"; do
+    [ -n "${idle_cpu["$label"]+set}" ] || continue      # not measured: the framed servers
     bar "${idle_cpu["$label"]}" 100 40
     printf '  %-14s %4s  %s\n' "$label" "${idle_cpu["$label"]}" "$R"
 done
