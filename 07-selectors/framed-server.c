@@ -328,9 +328,10 @@ static void end_of_input(const struct conn *c)
 {
     uint32_t n;
     memcpy(&n, c->hdr, sizeof n);
-    if (c->hdr_got > 0 && c->hdr_got < 4)
-        printf("truncated %s: EOF after %u of 4 header bytes\n", c->peer, (unsigned)c->hdr_got);
-    else if (c->hdr_got == 4)
+    if (c->hdr_got > 0 && c->hdr_got < HDR_LEN)
+        printf("truncated %s: EOF after %u of %d header bytes\n", c->peer, (unsigned)c->hdr_got,
+               HDR_LEN);
+    else if (c->hdr_got == HDR_LEN)
         printf("truncated %s: EOF after %lu of %lu body bytes\n", c->peer,
                (unsigned long)(ntohl(n) - c->owed), (unsigned long)ntohl(n));
 }

@@ -106,7 +106,7 @@ static int start_worker(long i, const sigset_t *mask)
     /* The parent may have died before that call, and then no signal comes: we have
      * been handed to init (or a subreaper) already, so getppid() is another pid. */
     if (getppid() != parent)
-        exit(0);
+        _exit(0);               /* not exit(): the parent's stdio buffers are not ours to flush */
     if (sigprocmask(SIG_SETMASK, mask, NULL) == -1)
         die("sigprocmask");
     mine = &board[i];
