@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,13 +129,33 @@ static void fail(struct req *r, int err, const char *why)
     r->why = why;
 }
 
+/* What failed for want of descriptors: say so, and what limit -n needs. Every
+ * connection stays open until all are answered, so -n N takes N descriptors, plus
+ * stdin, stdout and stderr. */
+static void out_of_fds(const char *what)
+{
+    int err = errno;
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == -1)
+        die("getrlimit");
+    fprintf(stderr, "%s: %s: %s: %ld connections need more descriptors than ulimit -n "
+                    "allows (%llu): raise it first, e.g. ulimit -n %ld%s\n",
+            prog, what, strerror(err), nconns, (unsigned long long)lim.rlim_cur, nconns + 16,
+            lim.rlim_max != RLIM_INFINITY && lim.rlim_max < (rlim_t)nconns + 16
+                ? " (past the hard limit, ulimit -Hn, which only root can raise)" : "");
+    exit(1);
+}
+
 /* Start a non-blocking connect: it returns at once, usually with EINPROGRESS,
  * and the socket becomes writable when the handshake is done (notes 003). */
 static void start_connect(struct req *r, long k)
 {
     snprintf(r->out, sizeof r->out, "hello %ld\n", k + 1);
-    if ((r->fd = socket(server.ss_family, SOCK_STREAM, 0)) == -1)
-        die("socket");      /* EMFILE: raise ulimit -n */
+    if ((r->fd = socket(server.ss_family, SOCK_STREAM, 0)) == -1) {
+        if (errno == EMFILE)
+            out_of_fds("socket");
+        die("socket");
+    }
     set_nonblocking(r->fd);
     r->state = CONNECTING;
     if (connect(r->fd, (struct sockaddr *)&server, server_len) == 0)
