@@ -27,23 +27,19 @@ idle_cost() {
 }
 
 # framed_idle_cost PROGRAM [ARGS...]: idle_cost for a framed server, whose clients
-# probe hold cannot play (it speaks lines): 1,000 connections opened by this shell,
-# each after one round trip of a 4-byte message, held idle. The same bound applies:
-# a header's 4 bytes aside, a framed connection costs what a plain one does.
+# probe hold cannot play (it speaks lines): the load generator opens the 1,000
+# connections, each after one round trip of a framed message (-F), and holds them
+# idle beside one busy one. The same bound applies: a header's 4 bytes aside, a
+# framed connection costs what a plain one does.
 framed_idle_cost() {
-    local max=${IDLE_MAX:-2048} conns=() c i
+    local max=${IDLE_MAX:-2048} line after
     [ "$(ulimit -Hn)" -ge 2048 ] || skip "needs ulimit -n 2048, hard limit is $(ulimit -Hn)"
     ulimit -n 2048
     start_server "$@" -q
     before=$(rss_kib "$SERVER_PID")
-    for i in $(seq 1000); do
-        exec {c}<>"/dev/tcp/127.0.0.1/$PORT"
-        conns+=("$c")
-        printf '\0\0\0\4idle' >&"$c"
-        [ "$(timeout 5 head -c 8 <&"$c" | tail -c 4)" = IDLE ] || { echo "connection $i"; return 1; }
-    done
-    after=$(rss_kib "$SERVER_PID")
-    for c in "${conns[@]}"; do exec {c}>&-; done
+    line=$("$LAB_BIN/tests/bench/loadgen" -p "$PORT" -F -c 1 -i 1000 -d 0.3 -P "$SERVER_PID")
+    [[ "$line" == *" errors=0 held=1001 "* ]] || { echo "loadgen: $line"; return 1; }
+    after=$(sed -n 's/.* server_rss_kb=\([0-9]*\) .*/\1/p' <<<"$line")
     per_conn=$(( (after - before) * 1024 / 1000 ))
     echo "RSS $before KiB, with 1,000 idle framed connections $after KiB: $per_conn bytes each"
     [ "$per_conn" -lt "$max" ]
