@@ -269,24 +269,28 @@ herd() {
 # herd_targets PROGRAM [SWAP]: the targets, on one server: every mode serves
 # all 200; shared's wake-ups per connection, summed over the workers, at least 2
 # more than exclusive's and reuseport's; reuseport: no accept() EAGAIN, and every
-# worker accepted some. SWAP=1 runs exclusive where shared should be and back: the
-# check must then fail (how its failure was seen: see the 07 README).
+# worker accepted some. shared and exclusive get a second round if the first falls
+# short: the machine's other work can hide a herd's wake-ups (a worker not yet back
+# asleep when the next client comes wakes once for both), not make them. SWAP=1 runs
+# exclusive where shared should be and back: then the check must fail.
 herd_targets() {
-    local program=$1 first=shared second=exclusive
+    local program=$1 first=shared second=exclusive round shared exclusive reuseport
     [ "${2:-0}" = 1 ] && first=exclusive second=shared
-    herd "$program" "$first"
-    local shared=$HERD_WAKEUPS
-    herd "$program" "$second"
-    local exclusive=$HERD_WAKEUPS
     herd "$program" reuseport
-    local reuseport=$HERD_WAKEUPS
-    echo "wake-ups for 200 connections: shared $shared, exclusive $exclusive, reuseport $reuseport"
+    reuseport=$HERD_WAKEUPS
     echo "reuseport: ${HERD_EACH[*]} accepted, $HERD_EAGAIN accept() EAGAIN"
-    # 2 more per connection, 200 connections: 400 more in all.
-    [ $((shared - exclusive)) -ge 400 ]
-    [ $((shared - reuseport)) -ge 400 ]
     [ "$HERD_EAGAIN" -eq 0 ]
     for n in "${HERD_EACH[@]}"; do
         [ "$n" -gt 0 ]
     done
+    for round in 1 2; do
+        herd "$program" "$first"
+        shared=$HERD_WAKEUPS
+        herd "$program" "$second"
+        exclusive=$HERD_WAKEUPS
+        echo "round $round, wake-ups for 200 connections: shared $shared, exclusive $exclusive, reuseport $reuseport"
+        # 2 more per connection, 200 connections: 400 more in all.
+        [ $((shared - exclusive)) -lt 400 ] || [ $((shared - reuseport)) -lt 400 ] || return 0
+    done
+    false
 }
