@@ -46,7 +46,7 @@ struct tally {
     unsigned long served;       /* connections accepted */
     unsigned long missed;       /* accept() EAGAINs: woken for a client another took */
     unsigned long long echoed;  /* bytes sent back */
-    long wakeups;               /* voluntary context switches (the parent's, from wait4) */
+    long wakeups;               /* voluntary context switches: the kernel's count, from wait4() */
 };
 
 enum { SHARED, EXCLUSIVE, REUSEPORT, MODES };
@@ -97,7 +97,7 @@ void workers_check(const char *prog, long n, const char *loop)
 
 static void on_child(int sig)
 {
-    (void)sig;          /* it only ends sigsuspend(); waitpid() finds who ended */
+    (void)sig;          /* it only ends sigsuspend(); wait4() finds who ended */
 }
 
 /* Worker i has ended and been reaped: add its tally, and the wake-ups the kernel
