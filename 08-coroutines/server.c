@@ -8,8 +8,11 @@
  * runs another; one thread serves everyone, over epoll, like 06-epoll. The
  * code reads like threads and costs like an event loop: a few KiB of stack per
  * client, no lock (nothing runs at the same time), a switch of a few ns.
+ * One thread is one core: -w N forks N workers, each with its own hub and
+ * coroutines (workers.c, 07's file; ACCEPT says how they share the port), the
+ * notes' "several processes, coroutines in each".
  *
- * Build and run:  make (the runtime is co.c and ctx.c), then ./server -p 8080
+ * Build and run:  make (the runtime is co.c and ctx.c), then ./server -p 8080 [-w 2]
  *                 ulimit -n 12000; ./client -p 8080 -n 10000
  *
  * Look at: spawn() and serve(). Backpressure costs no code: a client that never
