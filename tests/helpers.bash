@@ -269,7 +269,7 @@ herd() {
 # herd_targets PROGRAM [SWAP]: the targets, on one server: every mode serves
 # all 200; shared's wake-ups per connection, summed over the workers, at least 2
 # more than exclusive's and reuseport's; reuseport: no accept() EAGAIN, and every
-# worker accepted some. shared and exclusive get a second round if the first falls
+# worker accepted some. shared and exclusive get up to two more rounds if the first falls
 # short: the machine's other work can hide a herd's wake-ups (a worker not yet back
 # asleep when the next client comes wakes once for both), not make them. SWAP=1 runs
 # exclusive where shared should be and back: then the check must fail.
@@ -283,7 +283,7 @@ herd_targets() {
     for n in "${HERD_EACH[@]}"; do
         [ "$n" -gt 0 ]
     done
-    for round in 1 2; do
+    for round in 1 2 3; do
         herd "$program" "$first"
         shared=$HERD_WAKEUPS
         herd "$program" "$second"
