@@ -116,6 +116,8 @@ pictures: all
 	tests/pictures/draw 06-epoll/server 06-epoll/timeline.svg
 	tests/pictures/draw 07-selectors/server 07-selectors/timeline.svg
 	SELECTOR=sigio tests/pictures/draw 07-selectors/server 07-selectors/sigio-timeline.svg
+	for mode in shared exclusive reuseport; do \
+		tests/pictures/draw 07-selectors/server 07-selectors/herd-$$mode.svg herd-$$mode || exit 1; done
 	tests/pictures/draw 08-coroutines/server 08-coroutines/timeline.svg
 	tests/pictures/draw 08-coroutines/uring/server 08-coroutines/uring-timeline.svg
 	tests/pictures/five-models five-models.svg

@@ -46,11 +46,14 @@ static void epoll_close(struct selector *s)
     free(st);
 }
 
-/* Level-triggered, like select and poll; data.fd brings the descriptor back. */
+/* Level-triggered, like select and poll; data.fd brings the descriptor back.
+ * SEL_EXCLUSIVE (at EPOLL_CTL_ADD only) wakes one of the epoll instances that wait
+ * on the file, not all: the wait queue's exclusive flag, taken for epoll in 4.5. */
 static int epoll_ctl_events(struct epoll_state *st, int op, int fd, int events)
 {
     struct epoll_event ev = { .events = (events & SEL_READ ? EPOLLIN : 0u)
-                                        | (events & SEL_WRITE ? EPOLLOUT : 0u) };
+                                        | (events & SEL_WRITE ? EPOLLOUT : 0u)
+                                        | (events & SEL_EXCLUSIVE ? EPOLLEXCLUSIVE : 0u) };
     ev.data.fd = fd;
     return epoll_ctl(st->epfd, op, fd, &ev);
 }

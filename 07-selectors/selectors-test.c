@@ -510,8 +510,26 @@ static void test_errors(void)
     errno = 0;
     CHECK(sel_register(s, p[1], -1, NULL) == NULL && errno == EINVAL, "register with events -1 gives EINVAL");
     errno = 0;
-    CHECK(sel_register(s, p[1], SEL_WRITE | 4, NULL) == NULL && errno == EINVAL,
-          "register with events WRITE|4 gives EINVAL");
+    CHECK(sel_register(s, p[1], SEL_WRITE | 8, NULL) == NULL && errno == EINVAL,
+          "register with events WRITE|8 gives EINVAL");
+    errno = 0;
+    CHECK(sel_register(s, p[1], SEL_EXCLUSIVE, NULL) == NULL && errno == EINVAL,
+          "register with SEL_EXCLUSIVE and no event gives EINVAL");
+    /* One waiter woken of several: epoll's EPOLLEXCLUSIVE, which the others lack. */
+    errno = 0;
+    if (strcmp(sel_backend(s), "epoll") == 0) {
+        CHECK(sel_register(s, p[1], SEL_WRITE | SEL_EXCLUSIVE, NULL) != NULL
+              && sel_get_key(s, p[1])->events == SEL_WRITE,
+              "register with WRITE|SEL_EXCLUSIVE works on epoll, and the key waits for WRITE");
+        errno = 0;
+        CHECK(sel_modify(s, p[1], SEL_WRITE | SEL_EXCLUSIVE, NULL) == NULL && errno == EINVAL,
+              "modify with SEL_EXCLUSIVE gives EINVAL");
+        if (sel_unregister(s, p[1]) == -1)
+            die("sel_unregister");
+    } else {
+        CHECK(sel_register(s, p[1], SEL_WRITE | SEL_EXCLUSIVE, NULL) == NULL && errno == EOPNOTSUPP,
+              "register with SEL_EXCLUSIVE gives EOPNOTSUPP off epoll");
+    }
     errno = 0;
     CHECK(sel_register(s, -1, SEL_READ, NULL) == NULL && errno == EBADF, "register fd -1 gives EBADF");
     errno = 0;

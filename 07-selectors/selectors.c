@@ -71,9 +71,10 @@ static int check_fd(const struct selector *s, int fd, int known)
     return 0;
 }
 
-static int check_events(int events)
+/* extra: SEL_EXCLUSIVE too (sel_register's); it is no event, and needs one. */
+static int check_events(int events, int extra)
 {
-    return events == 0 || (events & ~ALL_EVENTS) != 0 ? sel_fail(EINVAL) : 0;
+    return (events & ALL_EVENTS) == 0 || (events & ~(ALL_EVENTS | extra)) != 0 ? sel_fail(EINVAL) : 0;
 }
 
 /* There is room: a backend reports a descriptor once, and the batch has a slot per
@@ -168,8 +169,13 @@ struct sel_key *sel_register(struct selector *s, int fd, int events, void *data)
     struct sel_key **keys;
     struct entry *e;
 
-    if (check_events(events) == -1 || check_fd(s, fd, 0) == -1)
+    if (check_events(events, SEL_EXCLUSIVE) == -1 || check_fd(s, fd, 0) == -1)
         return NULL;
+    /* Only epoll can wake one waiter of several: the others would wake them all. */
+    if ((events & SEL_EXCLUSIVE) && s->be != &backend_epoll) {
+        errno = EOPNOTSUPP;
+        return NULL;
+    }
     /* Room first, so nothing can fail once the backend has the descriptor. Each key
      * has its own allocation: growing the table moves pointers, never keys. */
     if ((keys = sel_grow(s->keys, &s->nslots, fd + 1, sizeof *keys)) == NULL)
@@ -184,7 +190,7 @@ struct sel_key *sel_register(struct selector *s, int fd, int events, void *data)
         return NULL;
     }
     e->key.fd = fd;
-    e->key.events = events;
+    e->key.events = events & ALL_EVENTS;   /* what it waits for: SEL_EXCLUSIVE is how */
     e->key.data = data;
     s->keys[fd] = &e->key;
     s->count++;
@@ -193,7 +199,7 @@ struct sel_key *sel_register(struct selector *s, int fd, int events, void *data)
 
 struct sel_key *sel_modify(struct selector *s, int fd, int events, void *data)
 {
-    if (check_events(events) == -1 || check_fd(s, fd, 1) == -1)
+    if (check_events(events, 0) == -1 || check_fd(s, fd, 1) == -1)
         return NULL;
     struct sel_key *key = s->keys[fd];
     if (events != key->events) {

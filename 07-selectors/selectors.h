@@ -33,7 +33,8 @@
  *     EEXIST  sel_register of a descriptor already registered   (Python: KeyError)
  *     ENOENT  sel_modify, sel_unregister or sel_get_key of a
  *             descriptor that is not registered                  (Python: KeyError)
- *     EINVAL  events 0, or with bits other than SEL_READ|SEL_WRITE (Python: ValueError);
+ *     EINVAL  events 0, or with bits other than SEL_READ|SEL_WRITE (Python: ValueError),
+ *             SEL_EXCLUSIVE aside in sel_register;
  *             sel_open of an unknown backend name, or SELECTOR set to one
  *     EBADF   a negative descriptor                              (Python: ValueError)
  *     ERANGE  select backend only: a descriptor >= FD_SETSIZE, refused before it
@@ -41,6 +42,7 @@
  *                                          range in select()")
  *     EBUSY   sigio backend only: sel_open while another sigio selector is open in
  *             this process (the overflow signal, SIGIO, cannot say whose queue it was)
+ *     EOPNOTSUPP  SEL_EXCLUSIVE on a backend other than epoll
  *     ENOMEM  out of memory
  *     other   a failed backend call keeps that call's errno (epoll_ctl's, poll's...);
  *             a failed sel_register leaves nothing registered, a failed sel_modify
@@ -49,8 +51,13 @@
 #ifndef SELECTORS_H
 #define SELECTORS_H
 
-/* What a key waits for, and what a ready key reports: Python's EVENT_READ, EVENT_WRITE. */
-enum { SEL_READ = 1, SEL_WRITE = 2 };
+/* What a key waits for, and what a ready key reports: Python's EVENT_READ, EVENT_WRITE.
+ * SEL_EXCLUSIVE, for sel_register only, and with an event: of several processes
+ * whose selectors watch the same file (a listening socket shared by workers), one
+ * is woken when it is ready, not all (EPOLLEXCLUSIVE, Linux 4.5: "one or more").
+ * epoll backend only (EOPNOTSUPP elsewhere); the key's events do not keep it, and
+ * epoll refuses to modify such a key (EINVAL): unregister, register again. */
+enum { SEL_READ = 1, SEL_WRITE = 2, SEL_EXCLUSIVE = 4 };
 
 /* One registration, Python's SelectorKey without fileobj. The selector owns it: the
  * pointer sel_register returns stays valid (and keeps its address) until the

@@ -41,7 +41,6 @@
 #define QUEUE_MIN 1024          /* a queue's first allocation; it doubles from there */
 #define PAUSE_S 1               /* while out of descriptors, retry accept this often */
 #define ACCEPT_BATCH 16         /* accepts per turn: with -w, the other workers get a share */
-#define TAG_MAX 32              /* " (worker N)" */
 
 struct handler {                /* what a key's data points to: the notes' callback */
     void (*callback)(struct sel_key *key, int mask);
@@ -68,7 +67,7 @@ static struct selector *sel;            /* the notes' sel = DefaultSelector() */
 static int accepting = 1;               /* 0 while out of descriptors (EMFILE) */
 static int listening;                   /* the listener is registered in the selector */
 static long nworkers;                   /* -w: worker processes (0: serve here) */
-static char tag[TAG_MAX];               /* " (worker N)" after each peer and warning, with -w */
+static const char *tag = "";            /* " (worker N)" after each peer and warning, with -w */
 static int top_fd;                      /* the highest descriptor accept() gave us */
 
 void usage(FILE *to)
@@ -101,13 +100,7 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    /* A descriptor signals one owner (F_SETOWN): the workers share one listening socket. */
-    const char *backend = getenv("SELECTOR");
-    if (nworkers > 0 && backend != NULL && strcmp(backend, "sigio") == 0) {
-        fprintf(stderr, "%s: -w does not work with SELECTOR=sigio: the listening socket "
-                        "signals one owner process, so one worker would hear of every new client\n", prog);
-        exit(2);
-    }
+    workers_check(prog, nworkers, getenv("SELECTOR"));  /* -w: ACCEPT, and what the backend allows */
 }
 
 /* Read only while the queue has room: a full queue stops us reading, the client's
@@ -134,7 +127,8 @@ static struct handler listener = { on_accept };
  * sel_select() would return at once, again and again. */
 static void watch_listener(int lfd, int on)
 {
-    if (on && sel_register(sel, lfd, SEL_READ, &listener) == NULL)
+    int events = SEL_READ | (workers_exclusive() ? SEL_EXCLUSIVE : 0);     /* -w: ACCEPT */
+    if (on && sel_register(sel, lfd, events, &listener) == NULL)
         die("sel_register");
     if (!on && sel_unregister(sel, lfd) == -1)
         die("sel_unregister");
@@ -315,8 +309,10 @@ static void close_conn(struct conn *c)
 /* The notes' accept(sock, mask) callback. */
 static void on_accept(struct sel_key *key, int mask)
 {
+    unsigned long before = served;
     (void)mask;
     accept_all(key->fd);
+    workers_missed(served == before);   /* -w: woken, and another worker took the client */
 }
 
 /* The notes' read(conn, mask) callback, which here also sends queued replies: then
@@ -342,11 +338,8 @@ int main(int argc, char **argv)
     int waker = catch_signals(&stop);   /* readable once SIGINT or SIGTERM came */
     int lfd = listen_on(bind_addr, bind_port);
     set_nonblocking(lfd);       /* accept_all() takes a batch, then EAGAIN */
-    /* -w: the parent stays in run_workers() (workers.c) to the end; each worker
-     * returns with its number and runs its own selector below. */
-    if (nworkers > 0) {
-        long me = run_workers(nworkers, &stop);
-        snprintf(tag, sizeof tag, " (worker %ld)", me);
+    if (nworkers > 0) {         /* -w: the parent stays in run_workers() (workers.c) */
+        tag = run_workers(nworkers, &lfd, &stop);
         waker = catch_signals(&stop);   /* a pipe of the worker's own */
     }
     if ((sel = sel_open(NULL)) == NULL)
@@ -379,18 +372,14 @@ int main(int argc, char **argv)
             h->callback(e->key, e->mask);
         }
     }
-    for (int fd = 0; fd <= top_fd; fd++) {
-        struct sel_key *key = sel_get_key(sel, fd);
-        if (key != NULL && fd != lfd && fd != waker)
-            close_conn(key->data);
-    }
+    for (int fd = 0; fd <= top_fd; fd++)    /* the keys with a connection: all but two */
+        if (fd != lfd && fd != waker && sel_get_key(sel, fd) != NULL)
+            close_conn(sel_get_key(sel, fd)->data);
     sel_close(sel);
     if (close(lfd) == -1)
         perror("close");
-    if (nworkers > 0) {         /* a worker: the parent adds up and prints the summary */
-        workers_publish(served, echoed);
+    if (workers_publish(served, echoed))    /* a worker: the parent prints the summary */
         return 0;
-    }
     printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
     return 0;
 }

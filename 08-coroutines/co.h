@@ -102,6 +102,21 @@ ssize_t co_recv(int fd, void *buf, size_t len, int flags);
 ssize_t co_send(int fd, const void *buf, size_t len, int flags);
 int co_close(int fd);
 
+/* Several processes accepting on one listening socket (server -w, ACCEPT=exclusive):
+ * a new client wakes one of them, not all. The readiness hub registers fd with
+ * EPOLLEXCLUSIVE (Linux 4.5: "one or more" waiters woken), edge-triggered, for
+ * reading only; the completion hub has nothing to do, since io_uring's accept
+ * waits that way already (its poll is armed exclusive: io_uring/opdef.c's
+ * poll_exclusive), on a listening socket left blocking. Call it before the first
+ * co_accept() on fd. 0, or -1 with errno (EINVAL: a file epoll cannot watch). */
+int co_exclusive(int fd);
+
+/* How many times a co_accept() that had parked woke to find no connection (EAGAIN:
+ * another process took the one it woke for, the thundering herd), since the last
+ * call. The completion hub counts those of a non-blocking listening socket, which
+ * it waits for with a plain poll; a blocking one's the kernel retries unseen. */
+unsigned long co_accept_misses(void);
+
 /* sigaction, with one thing more: when the handler has run, the hub wakes the
  * main coroutine's parked IO call or sleep with EINTR (unless SA_RESTART), as
  * the kernel interrupts a blocked call in the main thread. Without this, a

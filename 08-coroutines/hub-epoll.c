@@ -288,11 +288,36 @@ static void adopt(int conn, int listener)
     fds[conn].known = hub_round;
 }
 
+static unsigned long accept_misses;     /* co_accept_misses() */
+
+unsigned long co_accept_misses(void)
+{
+    unsigned long n = accept_misses;
+    accept_misses = 0;
+    return n;
+}
+
+/* Registered again, as epoll allows EPOLLEXCLUSIVE only at EPOLL_CTL_ADD; for
+ * reading alone, since with it epoll takes no more than IN, OUT, ET and WAKEUP. */
+int co_exclusive(int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET | EPOLLEXCLUSIVE, .data.fd = fd };
+    if (prepare(fd, 0) == -1)
+        return -1;
+    if (fds[fd].how != REGISTERED) {
+        errno = EINVAL;         /* a regular file: nothing waits on it */
+        return -1;
+    }
+    if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == -1 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+        return -1;
+    return 0;
+}
+
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     if (prepare(fd, 0) == -1 || recheck(fd) == -1)
         return -1;
-    for (;;) {
+    for (int woke = 0;; woke = 1) {
         int conn = accept4(fd, addr, len, SOCK_NONBLOCK);
         if (conn >= 0) {
             adopt(conn, fd);
@@ -301,6 +326,7 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;          /* EMFILE, ECONNABORTED...: the caller decides */
+        accept_misses += (unsigned long)woke;   /* woken for a client another process took */
         if (wait_fd(fd, 0) == -1)
             return -1;
         sched_refill();

@@ -355,6 +355,26 @@ static int wait_ready(int fd, int writing)
     return io(&want, writing) == -1 ? -1 : 0;
 }
 
+static unsigned long accept_misses;     /* co_accept_misses() */
+
+unsigned long co_accept_misses(void)
+{
+    unsigned long n = accept_misses;
+    accept_misses = 0;
+    return n;
+}
+
+/* Nothing to do: an IORING_OP_ACCEPT on a blocking listening socket already
+ * waits with an exclusive poll (io_uring/opdef.c: poll_exclusive), since 5.16. */
+int co_exclusive(int fd)
+{
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    return 0;
+}
+
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     /* The kernel writes the peer's address and its length when it accepts: both
@@ -362,10 +382,19 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
     struct io_uring_sqe want = { .opcode = IORING_OP_ACCEPT, .fd = fd,
                                  .addr = (uintptr_t)addr, .addr2 = (uintptr_t)len,
                                  .accept_flags = SOCK_NONBLOCK };  /* as the epoll hub's */
-    for (;;) {
-        long conn = io(&want, 0);
+    /* io_uring's accept waits with an exclusive poll, O_NONBLOCK or not: of several
+     * processes, one wakes. A non-blocking listening socket (server -w,
+     * ACCEPT=shared) is waited for the readiness way instead, to show the herd: a
+     * plain poll, which wakes every process polling it, then accept4(), which
+     * cannot block and may find the client taken by another (EAGAIN: counted). */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1)
+        return -1;
+    for (int woke = 0;; woke = 1) {
+        long conn = flags & O_NONBLOCK ? accept4(fd, addr, len, SOCK_NONBLOCK) : io(&want, 0);
         if (conn >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return (int)conn;   /* EMFILE, ECONNABORTED...: the caller decides */
+        accept_misses += (unsigned long)woke;   /* woken for a client another process took */
         if (wait_ready(fd, 0) == -1)
             return -1;
     }

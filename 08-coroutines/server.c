@@ -8,8 +8,11 @@
  * runs another; one thread serves everyone, over epoll, like 06-epoll. The
  * code reads like threads and costs like an event loop: a few KiB of stack per
  * client, no lock (nothing runs at the same time), a switch of a few ns.
+ * One thread is one core: -w N forks N workers, each with its own hub and
+ * coroutines (workers.c, 07's file; ACCEPT says how they share the port), the
+ * notes' "several processes, coroutines in each".
  *
- * Build and run:  make (the runtime is co.c and ctx.c), then ./server -p 8080
+ * Build and run:  make (the runtime is co.c and ctx.c), then ./server -p 8080 [-w 2]
  *                 ulimit -n 12000; ./client -p 8080 -n 10000
  *
  * Look at: spawn() and serve(). Backpressure costs no code: a client that never
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "co.h"
+#include "workers.h"
 
 /* Half a page, on talk()'s stack: with the frames above it and below it (the runtime's,
  * while parked), a connection touches one 4 KiB stack page, not two (README). */
@@ -44,6 +48,7 @@ static int verbosity = 1;               /* 0 with -q, 2 with -v */
 static volatile sig_atomic_t stop;      /* set by SIGINT or SIGTERM */
 static unsigned long served;            /* connections accepted */
 static unsigned long long echoed;       /* bytes sent back, by every coroutine: no lock */
+static long nworkers;                   /* -w: worker processes (0: serve here) */
 
 struct conn {           /* what a new coroutine needs to know, owned by it */
     int fd;
@@ -58,9 +63,10 @@ static void die(const char *what)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-q | -v] [-h]\n"
+    fprintf(to, "usage: %s [-a ADDR] [-p PORT] [-w N] [-q | -v] [-h]\n"
                 "  -a ADDR   address to bind: IPv4, IPv6 or a host name (default 127.0.0.1)\n"
                 "  -p PORT   port (default 8080; 0 picks a free port)\n"
+                "  -w N      N worker processes, each with its hub, sharing the port as ACCEPT says\n"
                 "  -q        quiet: log only the start line, warnings and the shutdown summary\n"
                 "  -v        verbose: also log each read and write\n"
                 "  -h        this help\n", prog);
@@ -84,10 +90,11 @@ static void parse_options(int argc, char **argv)
 {
     int c;
     prog = argv[0];
-    while ((c = getopt(argc, argv, "a:p:qvh")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:w:qvh")) != -1) {
         switch (c) {
         case 'a': bind_addr = optarg; break;
         case 'p': bind_port = (int)number(c, optarg, 65535); break;
+        case 'w': nworkers = number(c, optarg, MAX_WORKERS); break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;
         case 'h': usage(stdout); exit(0);
@@ -98,6 +105,7 @@ static void parse_options(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
+    workers_check(prog, nworkers, NULL);    /* -w: ACCEPT (both hubs allow all three) */
 }
 
 static void on_signal(int sig)
@@ -106,14 +114,15 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static void install_signals(void)
+/* act: co_sigaction, or sigaction in a -w parent, which starts no hub (see main). */
+static void install_signals(int (*act)(int, const struct sigaction *, struct sigaction *))
 {
     /* No SA_RESTART: the main coroutine's co_accept() must return EINTR so we see
      * stop. co_sigaction, not sigaction: the handler may run while another
      * coroutine does, and the hub must then wake the parked co_accept(). */
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
-    if (co_sigaction(SIGINT, &sa, NULL) == -1 || co_sigaction(SIGTERM, &sa, NULL) == -1)
+    if (act(SIGINT, &sa, NULL) == -1 || act(SIGTERM, &sa, NULL) == -1)
         die("sigaction");
     /* A send() to a peer that has gone would raise SIGPIPE and kill us; we want EPIPE. */
     sa.sa_handler = SIG_IGN;
@@ -227,6 +236,7 @@ static void serve(int fd, const char *peer)
         if (send_all(fd, buf, (size_t)n) == -1)
             break;
         echoed += (unsigned long long)n;    /* no lock: nobody runs while we do */
+        workers_publish(served, echoed);    /* -w: at once, for a worker killed asleep */
         if (verbosity >= 2)
             printf("wrote %s %zd bytes\n", peer, n);
     }
@@ -267,14 +277,24 @@ int main(int argc, char **argv)
     /* Line-buffered even into a pipe or file: tests wait for each log line. */
     if (setvbuf(stdout, NULL, _IOLBF, 0) != 0)
         die("setvbuf");
-    install_signals();
+    install_signals(nworkers > 0 ? sigaction : co_sigaction);
     int lfd = listen_on();
+    /* -w: fork before the runtime starts (co_sigaction starts it), so that each
+     * worker makes its own hub; the parent stays in run_workers() (workers.c). */
+    if (nworkers > 0) {
+        (void)run_workers(nworkers, &lfd, &stop);
+        install_signals(co_sigaction);
+        if (workers_exclusive() && co_exclusive(lfd) == -1)
+            die("co_exclusive");
+    }
 
     int out_of_fds = 0;         /* log EMFILE once per episode */
     while (!stop) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         struct conn *c;
+        workers_publish(served, echoed);        /* -w: what we did, where the parent reads it */
+        workers_missed(co_accept_misses());     /* -w: woken for a client another worker took */
         int fd = co_accept(lfd, (struct sockaddr *)&addr, &len);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -307,6 +327,9 @@ int main(int argc, char **argv)
     if (co_close(lfd) == -1)
         perror("close");
     /* Returning from main ends every coroutine; the kernel closes their connections. */
+    workers_missed(co_accept_misses());
+    if (workers_publish(served, echoed))    /* a worker: the parent prints the summary */
+        return 0;
     printf("shutdown: served %lu connections, echoed %llu bytes\n", served, echoed);
     return 0;
 }

@@ -203,3 +203,26 @@ sigio_flood() {
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == *"-w does not work with SELECTOR=sigio: the listening socket signals one owner process"* ]]
 }
+
+@test "07 -w 4 (epoll): ACCEPT=shared wakes the herd (2 or more wake-ups a connection more than exclusive and reuseport); reuseport spreads clients with no EAGAIN; every mode serves all, totals add up" {
+    SELECTOR=epoll herd_targets 07-selectors/server
+}
+
+@test "07 -w: ACCEPT unknown, or exclusive off epoll, is refused with one line, exit 2" {
+    ACCEPT=herd run timeout 10 "$LAB_BIN/07-selectors/server" -p 0 -w 2
+    echo "$output"
+    [ "$status" -eq 2 ]
+    [ "$output" = "$LAB_BIN/07-selectors/server: ACCEPT=herd: not shared, exclusive or reuseport" ]
+    for backend in select poll; do
+        ACCEPT=exclusive SELECTOR=$backend run timeout 10 "$LAB_BIN/07-selectors/server" -p 0 -w 2
+        echo "$output"
+        [ "$status" -eq 2 ]
+        [ "$output" = "$LAB_BIN/07-selectors/server: ACCEPT=exclusive needs epoll's EPOLLEXCLUSIVE, not SELECTOR=$backend" ]
+    done
+    # shared and reuseport need nothing of the backend; without -w, ACCEPT is not read.
+    ACCEPT=shared SELECTOR=poll start_server 07-selectors/server -q -w 2
+    run "$PROBE" line -p "$PORT" -s "poll, shared"
+    [ "$output" = "POLL, SHARED" ]
+    stop_pid "$SERVER_PID" INT
+    ACCEPT=herd start_server 07-selectors/server -q
+}

@@ -297,3 +297,91 @@ stops_in_one_line() {
     # stderr's line comes first or last: stdout is a pipe here, flushed at exit.
     printf '%s\n' "${lines[@]}" | grep -qx "co_joinall: Bad file descriptor"
 }
+
+# ---- -w N: processes x coroutines (note 003's last step; issue 23) ----
+
+@test "08 -w: workers.c and workers.h are 07's, the same file (07 -> 08 shows coroutines, not a second pool)" {
+    for f in workers.c workers.h; do
+        diff -u <(sed "s|07-selectors/|STAGE/|" "$LAB_ROOT/07-selectors/$f") \
+            <(sed "s|08-coroutines/|STAGE/|" "$LAB_ROOT/08-coroutines/$f")
+    done
+}
+
+@test "08 -w 4, readiness hub: ACCEPT=shared wakes the herd (2 or more wake-ups a connection more than exclusive and reuseport); reuseport spreads clients with no EAGAIN; every mode serves all, totals add up" {
+    herd_targets 08-coroutines/server
+}
+
+@test "08 -w 4, completion hub (io_uring): the same targets; shared's herd comes from plain polls, exclusive is io_uring's own accept" {
+    uring_or_skip
+    herd_targets 08-coroutines/uring/server
+    # The one-shot polls of shared show the herd in user space too: EAGAINs.
+    herd 08-coroutines/uring/server shared
+    echo "shared: $HERD_EAGAIN accept() EAGAIN"
+    [ "$HERD_EAGAIN" -ge 200 ]
+}
+
+@test "08 -w 2: workers killed are replaced; SIGINT stops all with one summary that counts their work, each worker its own hub" {
+    for build in 08-coroutines 08-coroutines/uring; do
+        [ "$build" = 08-coroutines ] || uring_or_skip
+        start_server "$build/server" -q -w 2
+        local tries=500
+        until mapfile -t old < <(pgrep -P "$SERVER_PID"); [ "${#old[@]}" -eq 2 ]; do
+            tries=$((tries - 1))
+            [ "$tries" -gt 0 ] || { echo "workers: ${old[*]}"; false; }
+            sleep 0.02
+        done
+        run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes
+        [ "$status" -eq 0 ]
+        # A hub of each worker's own: an epoll or io_uring descriptor in every one.
+        for pid in "${old[@]}"; do
+            wait_asleep "$pid"
+            ls -l "/proc/$pid/fd" | grep -Eq 'anon_inode:\[(eventpoll|io_uring)\]'
+        done
+        kill -KILL "${old[@]}"
+        wait_for_count '^worker [12] \(pid [0-9]+\) killed by signal 9: replaced by pid [0-9]+$' 2
+        mapfile -t new < <(pgrep -P "$SERVER_PID")
+        echo "$build: workers before: ${old[*]}, after: ${new[*]}"
+        [ "${#new[@]}" -eq 2 ]
+        run "$PROBE" line -p "$PORT" -s "after the kill" -t 5     # 15 bytes
+        [ "$status" -eq 0 ]
+        status=0
+        stop_pid "$SERVER_PID" INT || status=$?
+        SERVER_PID=
+        [ "$status" -eq 0 ]
+        cat "$SERVER_LOG"
+        [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
+        grep -q '^shutdown: served 21 connections, echoed 186 bytes$' "$SERVER_LOG"
+        [ "$(grep -Ec '^worker [12] \(pid [0-9]+\): [0-9]+ accepted' "$SERVER_LOG")" -eq 2 ]
+        for pid in "${new[@]}"; do
+            ! kill -0 "$pid" 2>/dev/null || { echo "worker $pid still runs"; false; }
+        done
+    done
+}
+
+@test "08 -w 2: a parent killed outright (SIGKILL) takes its workers with it, and the port is free" {
+    start_server 08-coroutines/server -q -w 2
+    local tries=500
+    until mapfile -t workers < <(pgrep -P "$SERVER_PID"); [ "${#workers[@]}" -eq 2 ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "workers: ${workers[*]}"; false; }
+        sleep 0.02
+    done
+    BACKGROUND_PIDS+=("${workers[@]}")     # should they outlive the test, teardown stops them
+    run "$PROBE" line -p "$PORT" -s "before the kill" -t 5
+    [ "$status" -eq 0 ]
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=
+    for pid in "${workers[@]}"; do
+        tries=250       # 5 s: PR_SET_PDEATHSIG's SIGTERM is sent as the parent dies
+        until ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; do
+            tries=$((tries - 1))
+            [ "$tries" -gt 0 ] || { echo "worker $pid still runs"; false; }
+            sleep 0.02
+        done
+    done
+    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5
+    echo "$output"
+    [ "$status" -eq 4 ]
+    [[ "$output" == *"Connection refused"* ]]
+}

@@ -240,3 +240,57 @@ open_fds() {
 rss_kib() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
+
+# herd PROGRAM MODE: the thundering herd, counted (issue 23). PROGRAM with -w 4 and
+# ACCEPT=MODE; 200 connections made one at a time (each a line, its reply, close);
+# SIGINT; then the summary read into HERD_SERVED (the shutdown line), HERD_ACCEPTED,
+# HERD_EAGAIN and HERD_WAKEUPS (the sums of the worker lines) and HERD_EACH (each
+# worker's accepted count, in order). Fails unless all 200 were served, the server
+# exited 0 with one line per worker, and the shutdown line's total is their sum.
+herd() {
+    local program=$1 mode=$2 status=0
+    ACCEPT=$mode start_server "$program" -q -w 4
+    run "$PROBE" churn -p "$PORT" -n 200 -c 1
+    echo "ACCEPT=$mode: $output"
+    [ "$status" -eq 0 ]
+    stop_pid "$SERVER_PID" INT || status=$?
+    SERVER_PID=
+    grep -E '^(worker|shutdown)' "$SERVER_LOG" | sed "s/^/  $mode: /"
+    [ "$status" -eq 0 ]
+    [ "$(grep -Ec '^worker [1-4] \(pid [0-9]+\): [0-9]+ accepted, [0-9]+ accept\(\) EAGAIN, [0-9]+ wakeups$' "$SERVER_LOG")" -eq 4 ]
+    read -r HERD_ACCEPTED HERD_EAGAIN HERD_WAKEUPS < <(awk '/^worker [0-9]+ \(pid/ {
+        a += $5; e += $7; w += $10 } END { print a, e, w }' "$SERVER_LOG")
+    mapfile -t HERD_EACH < <(awk '/^worker [0-9]+ \(pid/ { print $5 }' "$SERVER_LOG")
+    HERD_SERVED=$(sed -n 's/^shutdown: served \([0-9]*\) connections, .*/\1/p' "$SERVER_LOG")
+    [ "$HERD_SERVED" -eq 200 ]
+    [ "$HERD_ACCEPTED" -eq "$HERD_SERVED" ]
+}
+
+# herd_targets PROGRAM [SWAP]: the issue's targets, on one server: every mode serves
+# all 200; shared's wake-ups per connection, summed over the workers, at least 2
+# more than exclusive's and reuseport's; reuseport: no accept() EAGAIN, and every
+# worker accepted some. shared and exclusive get up to two more rounds if the first falls
+# short: the machine's other work can hide a herd's wake-ups (a worker not yet back
+# asleep when the next client comes wakes once for both), not make them. SWAP=1 runs
+# exclusive where shared should be and back: then the check must fail.
+herd_targets() {
+    local program=$1 first=shared second=exclusive round shared exclusive reuseport
+    [ "${2:-0}" = 1 ] && first=exclusive second=shared
+    herd "$program" reuseport
+    reuseport=$HERD_WAKEUPS
+    echo "reuseport: ${HERD_EACH[*]} accepted, $HERD_EAGAIN accept() EAGAIN"
+    [ "$HERD_EAGAIN" -eq 0 ]
+    for n in "${HERD_EACH[@]}"; do
+        [ "$n" -gt 0 ]
+    done
+    for round in 1 2 3; do
+        herd "$program" "$first"
+        shared=$HERD_WAKEUPS
+        herd "$program" "$second"
+        exclusive=$HERD_WAKEUPS
+        echo "round $round, wake-ups for 200 connections: shared $shared, exclusive $exclusive, reuseport $reuseport"
+        # 2 more per connection, 200 connections: 400 more in all.
+        [ $((shared - exclusive)) -lt 400 ] || [ $((shared - reuseport)) -lt 400 ] || return 0
+    done
+    false
+}

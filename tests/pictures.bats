@@ -209,3 +209,21 @@ REC
     run ! grep -q -- '-1</tspan>' "$BATS_TEST_TMPDIR/r.svg"
     [ "$(grep -c '^bar ' "$BATS_TEST_TMPDIR/plan")" -eq 3 ]
 }
+
+@test "pictures: 07 -w 4 and one client, by ACCEPT: every worker wakes in shared, one in reuseport" {
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null \
+        || skip "strace is needed: the workers' rows come from it"
+    for mode in shared reuseport; do
+        out="$BATS_TEST_TMPDIR/herd-$mode.svg"
+        run "$LAB_ROOT/tests/pictures/draw" 07-selectors/server "$out" "herd-$mode"
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        [ "$(tail -n 1 "$out")" = "</svg>" ]
+        run ! grep -v -E '^<(svg|/svg>|defs>)|/>$|</[a-z]+>$' "$out"
+        for w in 1 2 3 4; do grep -q ">worker $w \(of A \)\?([0-9]*)</text>" "$out"; done
+        # Every worker's first epoll_wait ends: woken. In shared each loser's accept()
+        # finds nobody (an EAGAIN mark); in reuseport only one wakes, and none does.
+        eagains=$(grep -c 'stroke="#e6750a"' "$out" || true)
+        echo "ACCEPT=$mode: $eagains accept() EAGAIN marks"
+        if [ "$mode" = shared ]; then [ "$eagains" -ge 1 ]; else [ "$eagains" -eq 0 ]; fi
+    done
+}

@@ -249,6 +249,29 @@ cost_model() {
     done
 }
 
+
+# The thundering herd (tests/bench/run's herd_bench), a section of its own.
+herd_section() {
+    local mode w e top each
+    echo "## The thundering herd: 07 -w 4, one worker process per loop, by ACCEPT"
+    echo
+    echo "Clients one at a time (a line, its reply, close). Per accepted connection, summed"
+    echo "over the four workers: wake-ups (voluntary context switches, ru_nvcsw) and"
+    echo "accept() EAGAINs (a worker woken for a client another took)."
+    echo
+    echo "| ACCEPT | wake-ups per connection | accept() EAGAIN per connection | busiest worker's share | accepted by each worker |"
+    echo "|---|---:|---:|---:|---|"
+    for mode in shared exclusive reuseport; do
+        read -r w e top each <<<"${herd_cell["$mode"]:-- - -}"
+        echo "| $mode | $w | $e | $top % | $each |"
+    done
+    echo
+    echo "Throughput, 100 busy connections, the server's workers on CPU 0, the load on CPU ${placements[-1]#*|}:"
+    echo "-w 1 ${herd_rps[w1]:--} requests/s, -w 2 ${herd_rps[w2]:--} requests/s (one CPU for the"
+    echo "server: two processes cannot go faster than one there; more cores would be needed to show scaling)."
+    echo
+}
+
 {
     echo "# make bench: every stage side by side"
     echo
@@ -401,6 +424,7 @@ cost_model() {
         echo "| $what | ${switch_ns["$what"]} | $a | $R |"
     done | sort
     echo
+    herd_section
     echo "## The targets"
     echo
     echo "The CPU targets are checked in both placements (one CPU; server on CPU 0, load on CPU 1),"

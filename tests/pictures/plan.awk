@@ -7,7 +7,7 @@
 #   L US LOG-LINE           the server's stdout (its -v log), as it arrived (untraced)
 #   S US TID STRACE-LINE    one system call of thread TID (strace -ttt -T, time removed);
 #                           traced, the log lines come from its write(1, "...")
-# Variables: t0 and end (US), rows (threads, spin, scan or coroutines), title, note,
+# Variables: t0 and end (US), rows (threads, spin, scan, coroutines or workers), title, note,
 # clients (their names, in row order), fds (how many descriptors the server holds).
 # Output lines (times in ms since t0):
 #   title TEXT | note TEXT | tmax MS | group TEXT | row KEY LABEL
@@ -93,6 +93,11 @@ $1 == "S" {
     } else if (who != "" && call !~ /^close$/ && res !~ /^-1/ || call ~ /^accept/ && res ~ /^[0-9]+$/) {
         nst++; stk[nst] = tid; stat[nst] = t
     }
+    # An accept() that found nobody although woken for it: a worker woken for a client
+    # another took (-w). Not the EAGAIN that ends a batch of accepts that took some.
+    if (call ~ /^(epoll_p?wait|poll|ppoll|select|pselect6)$/) took[tid] = 0
+    if (call ~ /^accept/ && res ~ /^[0-9]+$/) took[tid] = 1
+    if (call ~ /^accept/ && res == "-1" && line ~ / EAGAIN / && !took[tid]) { nea++; eak[nea] = tid; eat[nea] = t }
     if (res ~ /^-/) {
         # a readiness call that failed (EINTR: the SIGTERM that ends the run) has no bar
     } else if (call == "poll" || call == "ppoll") {
@@ -146,10 +151,11 @@ END {
     if (ntid == 0) {
         print "group server: not traced"
     } else {
-        print "group server (strace -f: one row per thread)"
+        print (rows == "workers") ? "group server (strace -f: one row per process)" : "group server (strace -f: one row per thread)"
         for (i = 1; i <= ntid; i++) {
             tid = tids[i]
             label = (ntid == 1) ? "the one thread" : (i == 1) ? "main thread" : "thread"
+            if (rows == "workers") label = (i == 1) ? "parent process" : "worker " (i - 1)
             if (i > 1 && (tid in tidport) && (tidport[tid] in portname)) label = label " of " portname[tidport[tid]]
             print "row s" tid " " label " (" tid ")"
             if (rows == "spin") {
@@ -164,6 +170,7 @@ END {
             used[scl[i]] = 1
         }
         for (i = 1; i <= nst; i++) { printf "tick s%s %.1f call\n", stk[i], ms(stat[i]); used["call"] = 1 }
+        for (i = 1; i <= nea; i++) { printf "tick s%s %.1f eagain\n", eak[i], ms(eat[i]); used["eagain"] = 1 }
         if (rows == "scan" && nb > 0) {
             print "row scan fds per call: handed / ready"
             print "scanmax " fds       # the same scale for poll and epoll: every descriptor open
@@ -210,11 +217,12 @@ END {
     legend["call"] = "a call that returned at once"
     legend["handed"] = "descriptors handed to the call (the first number)"
     legend["ready"] = "descriptors it returned ready (the second)"
+    legend["eagain"] = "accept() EAGAIN: woken for a client another worker took"
     legend["parked"] = "coroutine alive, parked"
     legend["run"] = "coroutine running: a read or write"
     legend["stall"] = "sending, reading nothing"
     legend["drain"] = "reading its replies"
     legend["owed"] = "replies read but not yet sent back"
-    split("open backlog served stall drain send reply lost blocked sleep spin call handed ready parked run owed", order, " ")
+    split("open backlog served stall drain send reply lost blocked sleep spin call eagain handed ready parked run owed", order, " ")
     for (i = 1; i in order; i++) if (order[i] in used) print "legend " order[i] " " legend[order[i]]
 }

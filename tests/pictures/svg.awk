@@ -20,6 +20,7 @@ BEGIN {
     fill["open"] = "#e4e4e4"; fill["backlog"] = "#f6c343"; fill["served"] = "#8fd18f"
     fill["send"] = "#1f5fbf"; fill["reply"] = "#1e7b34"; fill["lost"] = "#d62728"
     fill["blocked"] = "#a9cbee"; fill["sleep"] = "#d5d5f2"; fill["spin"] = "#f4a3a3"
+    fill["eagain"] = "#e6750a"
     fill["call"] = "#333333"; fill["handed"] = "#b5b5b5"; fill["ready"] = "#2ca02c"
     fill["parked"] = "#ece3f5"; fill["run"] = "#7b4fb0"
     fill["stall"] = "#f4c7a1"; fill["drain"] = "#c9a0dc"; fill["owed"] = "#e08a3c"
@@ -117,7 +118,7 @@ END {
                 printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", x(t), yy + 2, x(t), yy + 13, fill[cl]
             } else {                    # reply, lost, run: the lower half
                 printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", x(t), cl == "run" ? yy + 3 : yy + 13, x(t), yy + 24, fill[cl]
-                if (cl == "lost")
+                if (cl == "lost" || cl == "eagain")
                     printf "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" font-weight=\"bold\" fill=\"%s\" text-anchor=\"middle\">×</text>\n", x(t) + 7, yy + 24, fill[cl]
             }
         } else if (f[1] == "bar" && barmax > 0) {
@@ -149,7 +150,7 @@ END {
             printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"8\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 12, fill[cl]
         else if (cl == "reply" || cl == "lost")
             printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"8\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 4, fill[cl]
-        else if (cl == "call" || cl == "run")
+        else if (cl == "call" || cl == "run" || cl == "eagain")
             printf "<rect x=\"%d\" y=\"%d\" width=\"3\" height=\"14\" fill=\"%s\"/>\n", legx[i] + 8, legy[i] - 11, fill[cl]
         else
             printf "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"12\" fill=\"%s\"%s/>\n", legx[i], legy[i] - 10, fill[cl], \
