@@ -93,41 +93,8 @@ load helpers
     done
 }
 
-# gone PID: the process has ended: no such pid, or a zombie not yet reaped (its new
-# parent, init or a subreaper, may be slow to reap, and a zombie holds no port).
-gone() {
-    ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
-}
-
 @test "07 -w 2: a parent killed outright (SIGKILL) takes its workers with it, and the port is free" {
-    start_server 07-selectors/server -q -w 2
-    # The first line comes before the fork: wait for both workers to exist.
-    local tries=500
-    until mapfile -t workers < <(pgrep -P "$SERVER_PID"); [ "${#workers[@]}" -eq 2 ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "workers: ${workers[*]}"; false; }
-        sleep 0.02
-    done
-    BACKGROUND_PIDS+=("${workers[@]}")     # should they outlive the test, teardown stops them
-    run "$PROBE" line -p "$PORT" -s "before the kill" -t 5
-    [ "$status" -eq 0 ]
-    kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=
-    # Each worker is told by the kernel (PR_SET_PDEATHSIG) and stops as at SIGTERM.
-    for pid in "${workers[@]}"; do
-        tries=250       # 5 s: generous, the signal is sent as the parent dies
-        until gone "$pid"; do
-            tries=$((tries - 1))
-            [ "$tries" -gt 0 ] || { echo "worker $pid still runs:"; ps -o pid,ppid,stat,args -p "$pid"; false; }
-            sleep 0.02
-        done
-    done
-    # Nobody holds the listening socket any more: a connection is refused.
-    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5
-    echo "$output"
-    [ "$status" -eq 4 ]
-    [[ "$output" == *"Connection refused"* ]]
+    parent_killed 07-selectors/server
 }
 
 @test "07 -w 2: a worker that fails stops the server: exit 1, no worker left behind" {

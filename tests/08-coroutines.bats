@@ -359,29 +359,5 @@ stops_in_one_line() {
 }
 
 @test "08 -w 2: a parent killed outright (SIGKILL) takes its workers with it, and the port is free" {
-    start_server 08-coroutines/server -q -w 2
-    local tries=500
-    until mapfile -t workers < <(pgrep -P "$SERVER_PID"); [ "${#workers[@]}" -eq 2 ]; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "workers: ${workers[*]}"; false; }
-        sleep 0.02
-    done
-    BACKGROUND_PIDS+=("${workers[@]}")     # should they outlive the test, teardown stops them
-    run "$PROBE" line -p "$PORT" -s "before the kill" -t 5
-    [ "$status" -eq 0 ]
-    kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" || true
-    SERVER_PID=
-    for pid in "${workers[@]}"; do
-        tries=250       # 5 s: PR_SET_PDEATHSIG's SIGTERM is sent as the parent dies
-        until ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; do
-            tries=$((tries - 1))
-            [ "$tries" -gt 0 ] || { echo "worker $pid still runs"; false; }
-            sleep 0.02
-        done
-    done
-    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5
-    echo "$output"
-    [ "$status" -eq 4 ]
-    [[ "$output" == *"Connection refused"* ]]
+    parent_killed 08-coroutines/server
 }

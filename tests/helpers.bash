@@ -294,3 +294,40 @@ herd_targets() {
     done
     false
 }
+
+# gone PID: the process has ended: no such pid, or a zombie not yet reaped (its new
+# parent, init or a subreaper, may be slow to reap, and a zombie holds no port).
+gone() {
+    ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# parent_killed PROGRAM: PROGRAM -w 2 serves; its parent is killed outright (SIGKILL),
+# and each worker must stop too (the kernel tells it: PR_SET_PDEATHSIG), so that
+# nobody holds the port: a new connection is refused.
+parent_killed() {
+    local tries=500 pid workers=()
+    start_server "$1" -q -w 2
+    # The first line comes before the fork: wait for both workers to exist.
+    until mapfile -t workers < <(pgrep -P "$SERVER_PID"); [ "${#workers[@]}" -eq 2 ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "workers: ${workers[*]}"; return 1; }
+        sleep 0.02
+    done
+    BACKGROUND_PIDS+=("${workers[@]}")     # should they outlive the test, teardown stops them
+    run "$PROBE" line -p "$PORT" -s "before the kill" -t 5
+    [ "$status" -eq 0 ] || return 1
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=
+    for pid in "${workers[@]}"; do
+        tries=250       # 5 s: generous, the signal is sent as the parent dies
+        until gone "$pid"; do
+            tries=$((tries - 1))
+            [ "$tries" -gt 0 ] || { echo "worker $pid still runs:"; ps -o pid,ppid,stat,args -p "$pid"; return 1; }
+            sleep 0.02
+        done
+    done
+    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5
+    echo "$output"
+    [ "$status" -eq 4 ] && [[ "$output" == *"Connection refused"* ]]
+}
