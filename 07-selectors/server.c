@@ -8,7 +8,7 @@
  * and knows nothing about accepting or echoing. The library (selectors.c) picks
  * epoll, poll or select as Python's DefaultSelector does; SELECTOR=select|poll|epoll
  * forces one, and SELECTOR=sigio runs it on signals, the notes' IO model 4. -w N
- * runs N worker processes over one listening socket (workers.c): the notes'
+ * runs N worker processes on one port (workers.c; ACCEPT says how): the notes'
  * multi-process dilemma, without toggling sockets between blocking and not.
  *
  * Build and run:  cc -std=c11 -o server server.c net.c workers.c selectors.c sel-*.c
