@@ -326,8 +326,8 @@ static int setup_buffers(unsigned n)
 /* After the ring is made: which of the modern form's features this kernel has.
  * Multishot accept came in 5.19 with IORING_OP_SOCKET, multishot recv in 6.0
  * with IORING_OP_SEND_ZC; the probe knows opcodes, not flags, so those two
- * opcodes stand for them (and a multishot the kernel still refuses says
- * EINVAL in its completion: see standing()). */
+ * opcodes stand for them. (Not an EINVAL in a multishot's completion: a
+ * listener shut down, as 01's threads-server does to stop, says EINVAL too.) */
 static void probe_features(unsigned bufs)
 {
     unsigned n = IORING_OP_LAST + 16;
@@ -824,16 +824,6 @@ static void standing(struct rx *rx, int res, unsigned flags)
         return;
     if (res == 0) {             /* a recv's EOF */
         rx->eof = 1;
-    } else if (res == -EINVAL && rx->armed == 0 && !rx->listening && rx->qlen == 0
-               && use_recv == 1) {
-        /* The probe said yes, the kernel no: one line, and the first form from now. */
-        errno = EINVAL;
-        refused("multishot recv", "one recv per call");
-        use_recv = 0;
-    } else if (res == -EINVAL && rx->listening && use_accept == 1) {
-        errno = EINVAL;
-        refused("multishot accept", "one accept per call");
-        use_accept = 0;
     } else if (res != -ENOBUFS && res != -ECANCELED) {
         /* -ENOBUFS: the ring was empty when data came: the data is still in the
          * socket, and settle() arms the request again after this reap, which has
@@ -957,8 +947,6 @@ static ssize_t recv_standing(int fd, char *buf, size_t len, int flags)
     if (rx == NULL)
         return errno == 0 ? FIRST_FORM : -1;
     for (;;) {
-        if (!use_recv && rx->qlen == 0)
-            return FIRST_FORM;  /* the kernel refused the multishot: see standing() */
         if (rx->qlen > 0 || len == 0) {
             size_t k = take(rx, buf, len, peek);
             sched_spend();      /* no wait: after a few, let the others run */
@@ -1004,8 +992,6 @@ static int accept_standing(int fd, struct sockaddr *addr, socklen_t *len)
     if (rx == NULL)
         return errno == 0 ? FIRST_FORM : -1;
     for (;;) {
-        if (!use_accept && rx->fqlen == 0)
-            return FIRST_FORM;
         if (rx->fqlen > 0) {
             int conn = rx->fq[0];
             memmove(rx->fq, rx->fq + 1, --rx->fqlen * sizeof *rx->fq);
