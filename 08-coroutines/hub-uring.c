@@ -857,7 +857,7 @@ static int park_rx(struct rx *rx, struct rxwait *w)
     return 0;
 }
 
-static void close_rx(int fd);
+static struct rx *close_rx(int fd);
 
 /* A number the program closed with plain close() and that came back for a new
  * file: what we kept for the old one is not the new one's (the old file lives
@@ -868,7 +868,7 @@ static void close_rx(int fd);
 static void forget(int fd)
 {
     if (fd >= 0 && fd < nfds && fds[fd].rx != NULL)
-        close_rx(fd);
+        (void)close_rx(fd);
 }
 
 /* The standing request of fd (new ones start unarmed), or NULL with errno, or
@@ -1021,8 +1021,8 @@ static int accept_standing(int fd, struct sockaddr *addr, socklen_t *len)
 
 /* co_close(fd) of a standing request: the parked call returns EBADF, what was
  * queued goes, and the request is cancelled; freed when its last completion
- * comes (settle()). */
-static void close_rx(int fd)
+ * comes (settle()). Returns it if that completion is still to come. */
+static struct rx *close_rx(int fd)
 {
     struct rx *rx = fds[fd].rx;
     fds[fd].rx = NULL;
@@ -1041,8 +1041,32 @@ static void close_rx(int fd)
     if (closing)
         closing->cprev = rx;
     closing = rx;
-    if (!rx->listed)
-        settle(rx);             /* cancels it, or frees it if not armed */
+    if (rx->listed)
+        return rx->armed ? rx : NULL;   /* settled (freed, if done) after the round */
+    if (!rx->armed) {
+        settle(rx);             /* frees it */
+        return NULL;
+    }
+    settle(rx);                 /* queues its cancel */
+    return rx;
+}
+
+/* Until a standing request's last completion, the kernel holds its file: a
+ * close() then would not close the socket (a listener would go on taking
+ * connections, a connection would send no FIN), nor would the program's exit
+ * at once (io_uring ends its requests after the process is gone). So co_close()
+ * waits for it: the cancel is done at once, or at the next GETEVENTS under
+ * DEFER_TASKRUN. Others' completions reaped meanwhile wake their coroutines. */
+static void wait_closed(struct rx *rx)
+{
+    for (;;) {
+        reap();                 /* never frees rx: only settle_all() does */
+        if (!rx->armed)
+            return;
+        if (submit(WAIT, 1000) == -1 && errno != EINTR && errno != ETIME
+                && errno != EBUSY && errno != EAGAIN)
+            return;             /* the ring is broken: the next round reports it */
+    }
 }
 
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -1254,8 +1278,9 @@ int co_close(int fd)
 {
     if (fd >= 0 && fd < nfds && (fds[fd].reading || fds[fd].writing || fds[fd].rx)) {
         int queued = 0;
+        struct rx *gone = NULL;
         if (fds[fd].rx) {
-            close_rx(fd);       /* queues its cancel if it is armed */
+            gone = close_rx(fd);        /* queues its cancel if it is armed */
             queued = 1;
         }
         if (fds[fd].reading && cancel(fds[fd].reading, EBADF) == 0)
@@ -1268,6 +1293,8 @@ int co_close(int fd)
             else if (errno != EINTR)
                 break;          /* the ring is broken: the next round reports it */
         }
+        if (gone != NULL)
+            wait_closed(gone);
     }
     return close(fd);
 }
