@@ -1272,8 +1272,10 @@ static int cancel(struct op *op, int why)
  * submit now, so that no number reused after the close can meet an operation
  * still queued for the old file. The parked callers return -1, EBADF. (A plain
  * close() under a parked operation therefore leaves it parked until the peer
- * acts: with this hub too, co_close() is the way to close. Nothing else of a
- * number is remembered, so its reuse after a plain close() is no concern.) */
+ * acts: with this hub too, co_close() is the way to close. The first form
+ * remembers nothing else of a number; the modern form's standing request is
+ * what forget() drops when a number comes back.) A standing request is also
+ * waited for, not only cancelled: see wait_closed(). */
 int co_close(int fd)
 {
     if (fd >= 0 && fd < nfds && (fds[fd].reading || fds[fd].writing || fds[fd].rx)) {
