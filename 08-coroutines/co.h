@@ -16,7 +16,11 @@
  *   - hub-epoll.c (the default), readiness: an IO call tries the system call and
  *     on EAGAIN parks until epoll_wait() says the descriptor is ready;
  *   - hub-uring.c (HUB=uring), completion: an IO call hands the whole operation
- *     to an io_uring and parks until io_uring_enter() brings its completion.
+ *     to an io_uring and parks until io_uring_enter() brings its completion. Two
+ *     forms, picked at run time: the modern one (the default: multishot accept
+ *     and recv, a provided buffer ring, DEFER_TASKRUN) and, with URING=first,
+ *     one submission per call; URING_OFF=accept,recv,defer,coop,ringfd turns
+ *     features off one by one (see hub-uring.c's header).
  * What follows says "epoll" where the readiness hub is meant; the completion
  * hub keeps every promise, the EBADF of co_close() and the EINTR included.
  *
@@ -94,8 +98,10 @@ int co_sleep_ms(long ms);
  * which takes it out of epoll (close() does so only if no dup() or forked copy
  * keeps the file open: epoll(7)). (One closed with plain close() is taken for
  * new when its number comes back, except within the hub round in which epoll
- * last spoke of it: see recheck() in hub-epoll.c. The completion hub registers
- * nothing: see hub-uring.c.) */
+ * last spoke of it: see recheck() in hub-epoll.c. The completion hub's first
+ * form registers nothing; its modern form keeps a multishot recv or accept per
+ * socket, and takes a number for new when accept returns it or connect is
+ * given it: see forget() in hub-uring.c.) */
 int co_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int co_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t co_recv(int fd, void *buf, size_t len, int flags);

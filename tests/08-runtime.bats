@@ -25,7 +25,7 @@ contract() {
 
 # The hand-written switch on both hubs: the same checks on the completion hub
 # (io_uring): co_close's EBADF under a parked operation, the timeouts, EINTR for a
-# signal. Where the kernel refuses io_uring its programs say so in one line and exit 1:
+# signal; in both of its forms, the modern (the default) and URING=first. Where the kernel refuses io_uring its programs say so in one line and exit 1:
 # that line is the skip's reason, once the epoll hub has passed. A LAB_BIN without a
 # uring build (tests/cross-aarch64, where qemu-user has no io_uring and says so) runs
 # the epoll hub alone.
@@ -38,6 +38,8 @@ contract() {
         skip "$out"
     fi
     contract "$LAB_BIN/08-coroutines/uring/runtime-test"
+    # and the completion hub's first form (one SQE per call: hub-uring.c)
+    URING=first contract "$LAB_BIN/08-coroutines/uring/runtime-test"
 }
 
 @test "08 runtime: co.h's contract holds, ucontext switch" {

@@ -9,7 +9,7 @@
 load helpers
 
 # as the test names show it
-SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}"
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}${URING:+ (URING=$URING)}"
 
 setup() {
     # shellcheck disable=SC2086   # the options are words, split on purpose

@@ -7,7 +7,7 @@
 load helpers
 
 # as the test names show it
-SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}"
+SERVER="$LAB_SERVER${LAB_SERVER_ARGS:+ $LAB_SERVER_ARGS}${SELECTOR:+ (SELECTOR=$SELECTOR)}${URING:+ (URING=$URING)}"
 
 # start: the server under test, with ARGS... added (e.g. -v).
 start() {

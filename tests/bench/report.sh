@@ -2,7 +2,7 @@
 # tables and bar charts, and writes the same as tests/bench/out/bench.md and bench.svg.
 # Reads: servers, counts, idle_counts, cell, split_cell, placements, split_missing,
 # c10k, open_cell, open_labels, open_rate, open_share, open_conns, syscall_labels,
-# syscall_conns, calls, model_pairs, idle_cpu, switch_ns, cpu_targets, mem_targets,
+# syscall_conns, calls, model_pairs, uring_variants, abl_cell, abl_calls, idle_cpu, switch_ns, cpu_targets, mem_targets,
 # syscall_ns, roundtrip_us, kstack_kib, repeats, secs, c10k_secs, open_secs, idle_secs,
 # hz, quick, timings, tmp, out; run's is_target; and tests/bench/decimal.sh's
 # functions (which set R: no $(...) per figure, each would fork).
@@ -192,6 +192,42 @@ placement_section() {
     done
 }
 
+# uring_ablation: 08's completion hub from its first form, one feature added per row,
+# beside the readiness hub (run's uring_ablation_run: uring_variants, abl_cell, abl_calls).
+uring_ablation() {
+    local entry variant n p cpu rss ecpu row
+    echo "## Completion hub ablation: the first form, then one feature at a time"
+    echo
+    echo "08's completion hub (hub-uring.c), from its first form (one SQE per call, URING=first)"
+    echo "to its default, each row adding one feature (URING_OFF switches the others off), beside"
+    echo "the readiness hub (08 coroutines, epoll). Per cell: CPU µs per request and, in brackets,"
+    echo "x the readiness hub's in the same placement; system calls per request (strace -c, one"
+    echo "CPU, a run of its own); the server's RSS at the end, KiB. One run per cell, not rounds:"
+    echo "read the columns' trend, not their last digit."
+    echo
+    for n in "${counts[@]}"; do
+        echo "**$n connections**"
+        echo
+        echo "| hub | CPU µs/req, one CPU | separate CPUs | calls/req | RSS KiB |"
+        echo "|---|---:|---:|---:|---:|"
+        for entry in "${uring_variants[@]}"; do
+            variant=${entry%%|*}
+            row="| $variant"
+            for p in "${placements[@]}"; do
+                p=${p%%|*}
+                read -r cpu rss <<<"${abl_cell["$variant|$n|$p"]:-- -}"
+                read -r ecpu _ <<<"${abl_cell["epoll hub|$n|$p"]:-- -}"
+                ratio "$cpu" "$ecpu"
+                row+=" | $cpu ($R)"
+            done
+            [ "${#placements[@]}" -gt 1 ] || row+=" | not run"
+            read -r _ rss <<<"${abl_cell["$variant|$n|one"]:-- -}"
+            echo "$row | ${abl_calls["$variant|$n"]:--} | $rss |"
+        done
+        echo
+    done
+}
+
 # cost_model: each server's system calls times the floor's call cost against its CPU per
 # request; and, for each of model_pairs, the calls saved times a call's cost (the saving
 # predicted) against the CPU per request saved (measured) in each placement.
@@ -372,6 +408,7 @@ herd_section() {
     echo
     cost_model
     echo
+    uring_ablation
     echo "## C10K: one busy connection among K idle ones"
     echo
     echo "Server CPU µs per request as K grows (select and poll pay for every watched descriptor on"
