@@ -62,35 +62,7 @@ load helpers
 }
 
 @test "07 -w 2: workers killed are noticed, logged even under -q, and replaced; the summary counts their work" {
-    start_server 07-selectors/server -q -w 2
-    run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes
-    [ "$status" -eq 0 ]
-    mapfile -t old < <(pgrep -P "$SERVER_PID")
-    [ "${#old[@]}" -eq 2 ]
-    for pid in "${old[@]}"; do
-        wait_asleep "$pid"
-    done
-    kill -KILL "${old[@]}"
-    wait_for_count '^worker [12] \(pid [0-9]+\) killed by signal 9: replaced by pid [0-9]+$' 2
-    mapfile -t new < <(pgrep -P "$SERVER_PID")
-    echo "workers before: ${old[*]}, after: ${new[*]}"
-    [ "${#new[@]}" -eq 2 ]
-    for pid in "${new[@]}"; do
-        [ "$pid" != "${old[0]}" ]
-        [ "$pid" != "${old[1]}" ]
-    done
-    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5     # 15 bytes
-    [ "$status" -eq 0 ]
-    status=0
-    stop_pid "$SERVER_PID" INT || status=$?
-    SERVER_PID=
-    [ "$status" -eq 0 ]
-    cat "$SERVER_LOG"
-    [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
-    grep -q '^shutdown: served 21 connections, echoed 186 bytes$' "$SERVER_LOG"
-    for pid in "${new[@]}"; do
-        ! kill -0 "$pid" 2>/dev/null || { echo "worker $pid still runs"; false; }
-    done
+    workers_replaced 07-selectors/server
 }
 
 @test "07 -w 2: a parent killed outright (SIGKILL) takes its workers with it, and the port is free" {

@@ -323,38 +323,7 @@ stops_in_one_line() {
 @test "08 -w 2: workers killed are replaced; SIGINT stops all with one summary that counts their work, each worker its own hub" {
     for build in 08-coroutines 08-coroutines/uring; do
         [ "$build" = 08-coroutines ] || uring_or_skip
-        start_server "$build/server" -q -w 2
-        local tries=500
-        until mapfile -t old < <(pgrep -P "$SERVER_PID"); [ "${#old[@]}" -eq 2 ]; do
-            tries=$((tries - 1))
-            [ "$tries" -gt 0 ] || { echo "workers: ${old[*]}"; false; }
-            sleep 0.02
-        done
-        run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes
-        [ "$status" -eq 0 ]
-        # A hub of each worker's own: an epoll or io_uring descriptor in every one.
-        for pid in "${old[@]}"; do
-            wait_asleep "$pid"
-            ls -l "/proc/$pid/fd" | grep -Eq 'anon_inode:\[(eventpoll|io_uring)\]'
-        done
-        kill -KILL "${old[@]}"
-        wait_for_count '^worker [12] \(pid [0-9]+\) killed by signal 9: replaced by pid [0-9]+$' 2
-        mapfile -t new < <(pgrep -P "$SERVER_PID")
-        echo "$build: workers before: ${old[*]}, after: ${new[*]}"
-        [ "${#new[@]}" -eq 2 ]
-        run "$PROBE" line -p "$PORT" -s "after the kill" -t 5     # 15 bytes
-        [ "$status" -eq 0 ]
-        status=0
-        stop_pid "$SERVER_PID" INT || status=$?
-        SERVER_PID=
-        [ "$status" -eq 0 ]
-        cat "$SERVER_LOG"
-        [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
-        grep -q '^shutdown: served 21 connections, echoed 186 bytes$' "$SERVER_LOG"
-        [ "$(grep -Ec '^worker [12] \(pid [0-9]+\): [0-9]+ accepted' "$SERVER_LOG")" -eq 2 ]
-        for pid in "${new[@]}"; do
-            ! kill -0 "$pid" 2>/dev/null || { echo "worker $pid still runs"; false; }
-        done
+        workers_replaced "$build/server" 'anon_inode:\[(eventpoll|io_uring)\]'
     done
 }
 

@@ -331,3 +331,45 @@ parent_killed() {
     echo "$output"
     [ "$status" -eq 4 ] && [[ "$output" == *"Connection refused"* ]]
 }
+
+# workers_replaced PROGRAM [FD_PATTERN]: PROGRAM -w 2 serves 20 connections; both
+# workers, asleep, are killed outright (SIGKILL), and each must be replaced, with a
+# line that -q does not hide; then SIGINT: one summary, with a line per worker, that
+# counts the dead workers' work and the new ones'. FD_PATTERN, if given, is what
+# each worker's descriptors must show (08: a hub of its own, made after the fork).
+workers_replaced() {
+    local tries=500 pid old=() new=()
+    start_server "$1" -q -w 2
+    until mapfile -t old < <(pgrep -P "$SERVER_PID"); [ "${#old[@]}" -eq 2 ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "workers: ${old[*]}"; return 1; }
+        sleep 0.02
+    done
+    run "$PROBE" churn -p "$PORT" -n 20 -c 4           # 20 connections, 171 bytes
+    [ "$status" -eq 0 ]
+    for pid in "${old[@]}"; do
+        wait_asleep "$pid"
+        [ -z "${2:-}" ] || ls -l "/proc/$pid/fd" | grep -Eq "$2"
+    done
+    kill -KILL "${old[@]}"
+    wait_for_count '^worker [12] \(pid [0-9]+\) killed by signal 9: replaced by pid [0-9]+$' 2
+    mapfile -t new < <(pgrep -P "$SERVER_PID")
+    echo "workers before: ${old[*]}, after: ${new[*]}"
+    [ "${#new[@]}" -eq 2 ]
+    for pid in "${new[@]}"; do
+        [ "$pid" != "${old[0]}" ] && [ "$pid" != "${old[1]}" ]
+    done
+    run "$PROBE" line -p "$PORT" -s "after the kill" -t 5     # 15 bytes
+    [ "$status" -eq 0 ]
+    status=0
+    stop_pid "$SERVER_PID" INT || status=$?
+    SERVER_PID=
+    [ "$status" -eq 0 ]
+    cat "$SERVER_LOG"
+    [ "$(grep -c '^shutdown: ' "$SERVER_LOG")" -eq 1 ]
+    grep -q '^shutdown: served 21 connections, echoed 186 bytes$' "$SERVER_LOG"
+    [ "$(grep -Ec '^worker [12] \(pid [0-9]+\): [0-9]+ accepted' "$SERVER_LOG")" -eq 2 ]
+    for pid in "${new[@]}"; do
+        gone "$pid" || { echo "worker $pid still runs"; return 1; }
+    done
+}
